@@ -1,0 +1,124 @@
+//! `provision certs generate|status|rotate`, and the certificate step of `apply`.
+
+use crate::certs::{CertsDir, Outcome, Policy, ServerSpec, inspect, server_sans};
+use crate::cli::{CertsCommand, Global};
+use crate::error::{Error, InputError, Result};
+use crate::output::{self, Style, paint};
+use crate::project::{HostSpec, Project};
+use crate::roles;
+
+/// Runs a certs subcommand.
+pub fn run(g: &Global, cmd: &CertsCommand) -> Result<i32> {
+    let project = Project::load(g.inventory.as_deref(), &g.extra_vars)?;
+    let hosts = project.hosts(None)?;
+    match cmd {
+        CertsCommand::Generate | CertsCommand::Rotate => {
+            let (_, outcomes) = ensure(&project, &hosts, matches!(cmd, CertsCommand::Rotate))?;
+            print_outcomes(&outcomes, true);
+            Ok(0)
+        }
+        CertsCommand::Status => status(&project, &hosts),
+    }
+}
+
+/// The certs directory and policy from the vars (`certs_dir`, `cert_*_days`), and the server
+/// certificates the inventory needs.
+pub fn settings(project: &Project, hosts: &[HostSpec]) -> Result<(CertsDir, Policy, Vec<ServerSpec>)> {
+    let first = hosts.first().ok_or_else(|| InputError::plain("the inventory has no hosts"))?;
+    let int = |name: &str, default: u32| first.vars.get(name).and_then(|r| r.value.as_u64()).map_or(default, |v| v as u32);
+    let dir_var = first.vars.str("certs_dir").unwrap_or("certs");
+    let dir = crate::vars::template::expand_home(dir_var);
+    let dir = if dir.is_absolute() { dir } else { project.inventory.dir().join(dir) };
+    let d = Policy::default();
+    let policy = Policy {
+        leaf_days: int("cert_leaf_days", d.leaf_days),
+        ca_days: int("cert_ca_days", d.ca_days),
+        renew_before_days: int("cert_renew_before_days", d.renew_before_days),
+    };
+    let mut servers = Vec::new();
+    for h in hosts {
+        if roles::needs_server_cert(h)? {
+            let c = &h.connection;
+            servers.push(ServerSpec { host: h.vars.host.clone(), sans: server_sans(&h.vars.host, &c.address, &c.private_address) });
+        }
+    }
+    Ok((CertsDir::new(dir), policy, servers))
+}
+
+/// Ensures every certificate the inventory needs exists and is valid.
+pub fn ensure(project: &Project, all_hosts: &[HostSpec], rotate: bool) -> Result<(CertsDir, Vec<(String, Outcome)>)> {
+    let (dir, policy, servers) = settings(project, all_hosts)?;
+    let outcomes = dir.ensure(&servers, policy, rotate).map_err(|e| Error::Other(format!("certificates: {e}")))?;
+    Ok((dir, outcomes))
+}
+
+/// Prints what happened to each certificate (`all`: also the kept ones).
+pub fn print_outcomes(outcomes: &[(String, Outcome)], all: bool) {
+    let mut text = String::new();
+    for (name, o) in outcomes {
+        let line = match o {
+            Outcome::Kept if !all => continue,
+            Outcome::Kept => format!("{} {name}\n", paint(Style::Green, "kept     ")),
+            Outcome::Created => format!("{} {name}\n", paint(Style::Yellow, "created  ")),
+            Outcome::Reissued(why) => format!("{} {name}: {why}\n", paint(Style::Yellow, "re-issued")),
+        };
+        text.push_str(&format!("certs: {line}"));
+    }
+    output::out(&text);
+}
+
+fn status(project: &Project, hosts: &[HostSpec]) -> Result<i32> {
+    let (dir, policy, servers) = settings(project, hosts)?;
+    let mut rows = vec![("CERTIFICATE".to_string(), "SANS".to_string(), "EXPIRES".to_string(), "STATUS".to_string())];
+    let mut bad = 0;
+    let ca_pem = std::fs::read_to_string(dir.ca_cert()).unwrap_or_default();
+    let mut row = |name: String, cert: std::path::PathBuf, key: std::path::PathBuf, sans: &[String], is_ca: bool| {
+        let (sans_txt, expires, state) = match inspect(&cert) {
+            Err(_) if !cert.exists() => ("-".into(), "-".into(), "missing".to_string()),
+            Err(e) => ("-".into(), "-".into(), format!("unreadable: {e}")),
+            Ok(info) => {
+                let date = time::OffsetDateTime::from_unix_timestamp(info.not_after).map(|t| t.date().to_string()).unwrap_or_default();
+                let state = if is_ca {
+                    match info.days_left() {
+                        d if d < 0 => "expired".to_string(),
+                        d if d < i64::from(policy.renew_before_days) => format!("expires in {d} days"),
+                        _ => "ok".into(),
+                    }
+                } else {
+                    info.problem(sans, &ca_pem, &key, policy.renew_before_days).unwrap_or_else(|| "ok".into())
+                };
+                (if info.sans.is_empty() { "-".into() } else { info.sans.join(", ") }, format!("{date} ({} days)", info.days_left()), state)
+            }
+        };
+        // Expiring soon is re-issued by the next apply; everything else needs attention.
+        if state != "ok" && !state.starts_with("expires in") {
+            bad += 1;
+        }
+        rows.push((name, sans_txt, expires, state));
+    };
+    row("ca".into(), dir.ca_cert(), dir.ca_key(), &[], true);
+    for s in &servers {
+        row(format!("server {}", s.host), dir.server_cert(&s.host), dir.server_key(&s.host), &s.sans, false);
+    }
+    row("client".into(), dir.client_cert(), dir.client_key(), &[], false);
+    let w: [usize; 3] = [
+        rows.iter().map(|r| r.0.len()).max().unwrap_or(0),
+        rows.iter().map(|r| r.1.len()).max().unwrap_or(0),
+        rows.iter().map(|r| r.2.len()).max().unwrap_or(0),
+    ];
+    let mut text = format!("certificates in {}\n", crate::source::display_path(&dir.root));
+    for (i, (a, b, c, d)) in rows.iter().enumerate() {
+        let state = if i == 0 {
+            d.clone()
+        } else if d == "ok" {
+            paint(Style::Green, d)
+        } else if d.starts_with("expires in") {
+            paint(Style::Yellow, d)
+        } else {
+            paint(Style::Red, d)
+        };
+        text.push_str(&format!("{a:<w0$}  {b:<w1$}  {c:<w2$}  {state}\n", w0 = w[0], w1 = w[1], w2 = w[2]));
+    }
+    output::out(&text);
+    if bad > 0 { Err(Error::HostsFailed(format!("{bad} certificate(s) missing, expired or not matching the inventory"))) } else { Ok(0) }
+}

@@ -1,0 +1,159 @@
+//! Applying: one script with every change of a host, in order, under a per-host lock, with the
+//! handlers the changes trigger.
+
+use super::probe::{Facts, Finding, PENDING_FILE, PRELUDE};
+use super::sections;
+use super::{Desired, Handler};
+
+/// The lock file that keeps two `provision apply` runs off one host at once.
+pub const LOCK_FILE: &str = "/run/provision.lock";
+
+/// What the apply script will do: the steps to change and the handlers due, each with the
+/// section id its output will carry.
+#[derive(Debug, Default)]
+pub struct ApplyPlan {
+    /// (step index, script) for each changed step, in order.
+    pub steps: Vec<(usize, String)>,
+    /// (handler index, after which step index it runs) for each handler due.
+    pub handlers: Vec<(usize, usize)>,
+    /// Remote paths of the files uploaded for these steps: removed when the script exits,
+    /// whether or not it reached the steps that use them.
+    pub uploads: Vec<String>,
+}
+
+/// Chooses what to apply: every change before the first failed step, the handlers those changes
+/// trigger, and the handlers an earlier run owes. A handler runs once, right after the last step
+/// that can notify it, so a `daemon-reload` lands after all unit files and before services start.
+pub fn plan(desired: &Desired, facts: &Facts) -> ApplyPlan {
+    let findings = &facts.findings;
+    let first_failed = findings.iter().position(|f| matches!(f, Finding::Failed(_))).unwrap_or(findings.len());
+    let mut out = ApplyPlan::default();
+    for (i, f) in findings.iter().enumerate().take(first_failed) {
+        if let Finding::Change(c) = f {
+            out.steps.push((i, c.script.clone()));
+            out.uploads.extend(c.uploads.iter().map(|u| u.remote.clone()));
+        }
+    }
+    for (h, handler) in desired.handlers.iter().enumerate() {
+        let notifiers: Vec<usize> = notifiers(desired, handler);
+        let Some(&last) = notifiers.iter().max() else { continue };
+        let owed = facts.pending.contains(&handler.id);
+        if owed || notifiers.iter().any(|i| out.steps.iter().any(|(s, _)| s == i)) {
+            out.handlers.push((h, last));
+        }
+    }
+    out.handlers.sort_by_key(|&(h, after)| (after, h));
+    out
+}
+
+fn notifiers(desired: &Desired, handler: &Handler) -> Vec<usize> {
+    desired.steps.iter().enumerate().filter(|(_, s)| s.notify.contains(&handler.id)).map(|(i, _)| i).collect()
+}
+
+/// The apply script. Sections are `r<step>` and `h<handler>`; the first failure stops it.
+pub fn script(desired: &Desired, plan: &ApplyPlan, nonce: &str) -> String {
+    let mut s = String::from(PRELUDE);
+    s.push_str(&format!(
+        "command -v flock >/dev/null 2>&1 || {{ printf '@@{nonce} noflock\\n'; exit 0; }}\n\
+         exec 9>>{LOCK_FILE}\n\
+         flock -n 9 || {{ printf '@@{nonce} locked\\n'; exit 0; }}\n"
+    ));
+    if !plan.uploads.is_empty() {
+        let paths: Vec<String> = plan.uploads.iter().map(|p| crate::vars::template::shell_quote(p)).collect();
+        s.push_str(&format!("trap 'rm -f {}' EXIT\n", paths.join(" ").replace('\'', "'\\''")));
+    }
+    // Record the handlers this run owes before changing anything: if it stops early (a failed
+    // step, a lost connection), the next run finds them and runs them.
+    if !plan.handlers.is_empty() {
+        let ids: Vec<String> = plan.handlers.iter().map(|&(h, _)| crate::vars::template::shell_quote(&desired.handlers[h].id)).collect();
+        s.push_str(&format!("mkdir -p /var/lib/provision\nprintf '%s\\n' {} > {PENDING_FILE}\n", ids.join(" ")));
+    }
+    let mut handlers = plan.handlers.iter().peekable();
+    for (i, body) in &plan.steps {
+        // Handlers whose last possible notifier comes before this step run first.
+        while let Some(&&(h, _)) = handlers.peek().filter(|(_, after)| after < i) {
+            s.push_str(&sections::part(nonce, &format!("h{h}"), &desired.handlers[h].script, true));
+            handlers.next();
+        }
+        s.push_str(&sections::part(nonce, &format!("r{i}"), body, true));
+    }
+    for &(h, _) in handlers {
+        s.push_str(&sections::part(nonce, &format!("h{h}"), &desired.handlers[h].script, true));
+    }
+    s.push_str(&format!("rm -f {PENDING_FILE}\n"));
+    s.push_str(&sections::done(nonce));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Change, Resource, Step};
+
+    #[derive(Debug)]
+    struct Fake(&'static str);
+
+    impl Resource for Fake {
+        fn id(&self) -> String {
+            self.0.into()
+        }
+        fn probe(&self) -> String {
+            String::new()
+        }
+        fn plan(&self, _: &str) -> Result<Option<Change>, String> {
+            Ok(None)
+        }
+    }
+
+    fn change(tag: &str) -> Finding {
+        Finding::Change(Change::new(vec![], format!("echo {tag}")))
+    }
+
+    fn desired() -> Desired {
+        let mut d = Desired::default();
+        d.handler("restart app", "systemctl restart app");
+        d.handler_first("daemon-reload", "systemctl daemon-reload");
+        d.steps = vec![
+            Step::new(Fake("unit")).notify("daemon-reload").notify("restart app"),
+            Step::new(Fake("config")).notify("restart app"),
+            Step::new(Fake("service")),
+        ];
+        d
+    }
+
+    fn order(script: &str) -> Vec<String> {
+        script.lines().filter_map(|l| l.strip_prefix("printf '@@N begin ")).map(|l| l.trim_end_matches("\\n'").to_string()).collect()
+    }
+
+    #[test]
+    fn reload_runs_first_and_handlers_after_their_last_notifier() {
+        let d = desired();
+        let facts = Facts { findings: vec![change("unit"), Finding::Ok, change("service")], pending: vec![] };
+        let plan = plan(&d, &facts);
+        // daemon-reload is due after step 0, restart app after step 1 (its last notifier, even
+        // though step 1 itself did not change): both before step 2.
+        assert_eq!(order(&script(&d, &plan, "N")), ["r0", "h0", "h1", "r2"]);
+    }
+
+    #[test]
+    fn nothing_changed_nothing_due_unless_owed() {
+        let d = desired();
+        let quiet = Facts { findings: vec![Finding::Ok, Finding::Ok, Finding::Ok], pending: vec![] };
+        let p = plan(&d, &quiet);
+        assert!(p.steps.is_empty() && p.handlers.is_empty());
+        let owed = Facts { findings: vec![Finding::Ok, Finding::Ok, Finding::Ok], pending: vec!["restart app".into(), "gone".into()] };
+        let p = plan(&d, &owed);
+        assert_eq!(p.handlers, [(1, 1)], "an owed handler runs even with no change; unknown ids are ignored");
+        let s = script(&d, &p, "N");
+        assert!(s.contains("printf '%s\\n' 'restart app' > /var/lib/provision/pending-handlers"), "{s}");
+        assert!(s.trim_end().ends_with("printf '@@N done\\n'") && s.contains("rm -f /var/lib/provision/pending-handlers"));
+    }
+
+    #[test]
+    fn changes_after_a_failed_probe_are_not_applied() {
+        let d = desired();
+        let facts = Facts { findings: vec![change("unit"), Finding::Failed("boom".into()), change("service")], pending: vec![] };
+        let p = plan(&d, &facts);
+        assert_eq!(p.steps.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0]);
+    }
+}

@@ -1,0 +1,150 @@
+//! The engine: gather facts → plan → apply → report, one host at a time, all hosts at once.
+//!
+//! A host's desired state is a list of [`Step`]s (a [`Resource`] plus the handlers it notifies)
+//! and a list of [`Handler`]s. The engine sends ONE generated sh script that prints the current
+//! state of every resource ([`sections`] delimits the output), plans locally, and, when something
+//! differs, sends ONE more script that applies every change in order under a per-host lock.
+//! The engine knows nothing of GitLab or Docker: roles build the steps.
+
+pub mod apply;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod sections;
+
+/// How a resource's current state differs from the desired one, and how to converge it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Short words for what changes, e.g. `["created"]`, `["content", "mode 0600 → 0644"]`.
+    pub what: Vec<String>,
+    /// What to show with `--diff`.
+    pub diff: Option<Diff>,
+    /// POSIX sh that converges the resource (runs as root, `set -e`).
+    pub script: String,
+    /// Local files streamed to the host before the apply script runs (e.g. image archives).
+    pub uploads: Vec<Upload>,
+}
+
+/// A local file the apply script needs on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    /// Path on this machine.
+    pub local: std::path::PathBuf,
+    /// Where it lands on the host (root-only; the script removes it when done).
+    pub remote: String,
+}
+
+impl Change {
+    /// A change with a script and nothing to upload or diff.
+    pub fn new(what: Vec<String>, script: String) -> Self {
+        Change { what, diff: None, script, uploads: Vec::new() }
+    }
+}
+
+/// A change's diff as shown to the user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Diff {
+    /// A unified diff.
+    Text(String),
+    /// The content is secret: only say that it changed.
+    Secret,
+}
+
+/// Something on a host with a desired state.
+pub trait Resource: Send + Sync + std::fmt::Debug {
+    /// Stable, human-readable identity, e.g. `file /etc/docker/daemon.json`.
+    fn id(&self) -> String;
+    /// POSIX sh that prints the current state; it runs in a subshell as root, and must print
+    /// nothing that starts with `@@` at the start of a line (binary data goes through base64).
+    fn probe(&self) -> String;
+    /// Compares the probe's output with the desired state: `None` when nothing is to do.
+    /// An `Err` means the output could not be understood.
+    fn plan(&self, state: &str) -> Result<Option<Change>, String>;
+
+    /// Facts several resources read (e.g. every container of a docker daemon): gathered once
+    /// per run, before any probe, into the shell variable named by [`SharedFact::var`].
+    fn shared_facts(&self) -> Vec<SharedFact> {
+        Vec::new()
+    }
+}
+
+/// A fact gathered once per run for every resource that needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFact {
+    /// Shell variable holding the fact's output (letters, digits, `_`).
+    pub var: String,
+    /// POSIX sh printing the fact.
+    pub script: String,
+}
+
+/// A resource and the handlers its change triggers.
+#[derive(Debug)]
+pub struct Step {
+    /// The resource.
+    pub resource: Box<dyn Resource>,
+    /// Ids of handlers to run when it changes.
+    pub notify: Vec<String>,
+}
+
+impl Step {
+    /// A step notifying nothing.
+    pub fn new(resource: impl Resource + 'static) -> Self {
+        Step { resource: Box::new(resource), notify: Vec::new() }
+    }
+
+    /// Adds a handler to notify on change.
+    pub fn notify(mut self, handler: &str) -> Self {
+        self.notify.push(handler.to_string());
+        self
+    }
+}
+
+/// An action run once, after the last step that can trigger it, when any of them changed
+/// (e.g. `systemctl daemon-reload` after unit files, a docker restart after daemon.json).
+#[derive(Debug, Clone)]
+pub struct Handler {
+    /// Id that steps notify.
+    pub id: String,
+    /// POSIX sh to run.
+    pub script: String,
+}
+
+/// Everything one host should look like.
+#[derive(Debug, Default)]
+pub struct Desired {
+    /// Resources in the order they apply.
+    pub steps: Vec<Step>,
+    /// Handlers; among those due at the same point, they run in this order.
+    pub handlers: Vec<Handler>,
+}
+
+impl Desired {
+    /// Adds a handler unless one with the same id exists.
+    pub fn handler(&mut self, id: &str, script: &str) {
+        if !self.handlers.iter().any(|h| h.id == id) {
+            self.handlers.push(Handler { id: id.to_string(), script: script.to_string() });
+        }
+    }
+
+    /// Adds a handler that runs before every other handler due at the same point (a systemd
+    /// daemon-reload must precede the restarts that depend on it).
+    pub fn handler_first(&mut self, id: &str, script: &str) {
+        if !self.handlers.iter().any(|h| h.id == id) {
+            self.handlers.insert(0, Handler { id: id.to_string(), script: script.to_string() });
+        }
+    }
+}
+
+/// The state of one resource after a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Already as desired.
+    Ok,
+    /// Changed (or would change, with `--check`).
+    Changed,
+    /// Could not be probed or converged.
+    Failed,
+    /// Not attempted because an earlier step failed.
+    Skipped,
+}

@@ -1,0 +1,86 @@
+//! Gathering facts: one script that prints the current state of every resource of a host.
+
+use super::sections::{self, Framed};
+use super::{Change, Desired};
+
+/// Environment every generated script starts with: a sane PATH (sudo may reset it) and the C
+/// locale, so tool output is parseable.
+pub const PRELUDE: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PATH LC_ALL=C\numask 022\n";
+
+/// Handlers an interrupted or failed apply still owes, one id per line: written when an apply
+/// script starts, removed when it finishes, read by the next probe.
+pub const PENDING_FILE: &str = "/var/lib/provision/pending-handlers";
+
+/// The fact-gathering script for `desired`: one part per step, then the pending handlers.
+pub fn script(desired: &Desired, nonce: &str) -> String {
+    let mut s = String::from(PRELUDE);
+    let mut seen = Vec::new();
+    for fact in desired.steps.iter().flat_map(|st| st.resource.shared_facts()) {
+        if !seen.contains(&fact.var) {
+            s.push_str(&format!("{}=$(\n{}\n)\n", fact.var, fact.script));
+            seen.push(fact.var);
+        }
+    }
+    for (i, step) in desired.steps.iter().enumerate() {
+        s.push_str(&sections::part(nonce, &format!("r{i}"), &step.resource.probe(), false));
+    }
+    s.push_str(&sections::part(nonce, "pending", &format!("cat {PENDING_FILE} 2>/dev/null || true"), false));
+    s.push_str(&sections::done(nonce));
+    s
+}
+
+/// What the probe found for one step.
+#[derive(Debug, Clone)]
+pub enum Finding {
+    /// Already as desired.
+    Ok,
+    /// Needs this change.
+    Change(Change),
+    /// The probe failed or its output made no sense.
+    Failed(String),
+}
+
+/// What the probe found: a finding per step, and the ids of handlers a previous run owes.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// One per step, in order.
+    pub findings: Vec<Finding>,
+    /// Handlers notified by an earlier run that did not get to run them.
+    pub pending: Vec<String>,
+}
+
+/// Plans every step from the framed probe output. Fails only when the framing itself is broken
+/// or incomplete (then nothing about the host can be trusted).
+pub fn plan(desired: &Desired, framed: &Framed) -> Result<Facts, String> {
+    if !framed.done {
+        return Err("the fact-gathering script did not finish (connection lost or output cut)".into());
+    }
+    let (pending, steps) = match framed.sections.split_last() {
+        Some((last, steps)) if last.id == "pending" => (last, steps),
+        _ => return Err("the fact-gathering output lacks its last part".into()),
+    };
+    if steps.len() != desired.steps.len() {
+        return Err(format!("expected {} facts, got {}", desired.steps.len(), steps.len()));
+    }
+    let pending = pending.body.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    let findings = desired
+        .steps
+        .iter()
+        .zip(steps)
+        .enumerate()
+        .map(|(i, (step, section))| {
+            if section.id != format!("r{i}") {
+                return Finding::Failed(format!("facts out of order: expected r{i}, got {}", section.id));
+            }
+            if section.rc != 0 {
+                return Finding::Failed(format!("reading the current state failed (exit {}): {}", section.rc, section.body.trim()));
+            }
+            match step.resource.plan(&section.body) {
+                Ok(None) => Finding::Ok,
+                Ok(Some(c)) => Finding::Change(c),
+                Err(e) => Finding::Failed(format!("cannot understand the current state: {e}")),
+            }
+        })
+        .collect();
+    Ok(Facts { findings, pending })
+}

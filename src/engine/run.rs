@@ -1,0 +1,226 @@
+//! Running the engine on many hosts at once.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::apply::{self, LOCK_FILE};
+use super::probe::{self, Finding};
+use super::report::{HostReport, ResourceResult, diff_text};
+use super::sections;
+use super::{Desired, Status};
+use crate::inventory::connection::Connection;
+use crate::transport::Output;
+use crate::transport::ssh::Ssh;
+
+/// How to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Change nothing.
+    pub check: bool,
+    /// Include diffs in the report.
+    pub diff: bool,
+    /// Hosts worked on at once.
+    pub forks: usize,
+}
+
+/// One host's work.
+pub struct Job {
+    /// How to reach it.
+    pub connection: Connection,
+    /// What it should look like.
+    pub desired: Desired,
+}
+
+/// Runs every job concurrently (at most `forks` at once); reports in job order.
+pub async fn run_all(jobs: Vec<Job>, opts: Options) -> Vec<HostReport> {
+    let total = jobs.len();
+    let progress = (std::io::stderr().is_terminal() && total > 0).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb.set_message(format!("{} 0/{total} hosts", if opts.check { "planning" } else { "applying" }));
+        Arc::new(pb)
+    });
+    let sem = Arc::new(Semaphore::new(opts.forks.max(1)));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let (sem, progress, done) = (sem.clone(), progress.clone(), done.clone());
+            tokio::spawn(async move {
+                let _permit = sem.acquire().await;
+                let host = job.connection.host.clone();
+                let report = run_host(job, opts).await;
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                if let Some(pb) = &progress {
+                    pb.set_message(format!("{} {n}/{total} hosts (last: {host})", if opts.check { "planning" } else { "applying" }));
+                }
+                report
+            })
+        })
+        .collect();
+    let mut reports = Vec::with_capacity(total);
+    for t in tasks {
+        reports.push(t.await.unwrap_or_else(|e| HostReport::failed("?", format!("internal error: {e}"))));
+    }
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    reports
+}
+
+/// Connects, gathers facts, plans, and (unless checking) applies, for one host.
+pub async fn run_host(job: Job, opts: Options) -> HostReport {
+    let host = job.connection.host.clone();
+    let mut ssh = match Ssh::connect(&job.connection).await {
+        Ok(s) => s,
+        Err(e) => return HostReport::failed(&host, e.to_string()),
+    };
+    let nonce = sections::nonce();
+    let script = probe::script(&job.desired, &nonce);
+    let mut facts = ssh.run(&script).await;
+    // A master kept from an earlier run may point at a host that rebooted or was replaced:
+    // the first command then fails in transport; one new connection settles it.
+    if facts.is_err() && ssh.reused {
+        ssh = match ssh.reconnect(&job.connection).await {
+            Ok(s) => s,
+            Err(e) => return HostReport::failed(&host, e.to_string()),
+        };
+        facts = ssh.run(&script).await;
+    }
+    let report = match facts.map_err(|e| e.to_string()).and_then(|out| framed_output(&out, &nonce)) {
+        Ok(framed) => converge(&ssh, &host, &job.desired, &framed, opts).await,
+        Err(e) => HostReport::failed(&host, e),
+    };
+    ssh.close().await;
+    report
+}
+
+async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &sections::Framed, opts: Options) -> HostReport {
+    let facts = match probe::plan(desired, facts) {
+        Ok(f) => f,
+        Err(e) => return HostReport::failed(host, e),
+    };
+    let findings = &facts.findings;
+    let mut results: Vec<ResourceResult> = desired
+        .steps
+        .iter()
+        .zip(findings)
+        .map(|(step, f)| {
+            let (status, changes, diff, error) = match f {
+                Finding::Ok => (Status::Ok, vec![], None, None),
+                Finding::Change(c) => (Status::Changed, c.what.clone(), c.diff.as_ref().filter(|_| opts.diff).map(diff_text), None),
+                Finding::Failed(e) => (Status::Failed, vec![], None, Some(e.clone())),
+            };
+            ResourceResult { id: step.resource.id(), status, changes, diff, error }
+        })
+        .collect();
+    let plan = apply::plan(desired, &facts);
+    // Steps after a failed one are not attempted.
+    if let Some(first) = findings.iter().position(|f| matches!(f, Finding::Failed(_))) {
+        for r in results.iter_mut().skip(first + 1).filter(|r| r.status == Status::Changed) {
+            r.status = Status::Skipped;
+            r.error = Some("not attempted: an earlier resource failed".into());
+        }
+    }
+    let handler_result = |h: usize, status: Status, error: Option<String>| ResourceResult {
+        id: format!("handler {}", desired.handlers[h].id),
+        status,
+        changes: vec![],
+        diff: None,
+        error,
+    };
+    if opts.check || (plan.steps.is_empty() && plan.handlers.is_empty()) {
+        results.extend(plan.handlers.iter().map(|&(h, _)| handler_result(h, Status::Changed, None)));
+        return HostReport::new(host, results, None);
+    }
+    for (i, _) in &plan.steps {
+        if let Finding::Change(c) = &findings[*i] {
+            for u in &c.uploads {
+                if let Err(e) = ssh.upload(&u.local, &u.remote).await {
+                    results[*i].status = Status::Failed;
+                    results[*i].error = Some(e.to_string());
+                    return HostReport::new(host, results, Some("an upload failed; nothing was applied".into()));
+                }
+            }
+        }
+    }
+    let nonce = sections::nonce();
+    let script = apply::script(desired, &plan, &nonce);
+    let framed = match run_framed(ssh, &script, &nonce).await {
+        Ok(f) => f,
+        Err(e) => {
+            // Nothing trustworthy came back: everything planned is unknown.
+            for (i, _) in &plan.steps {
+                results[*i].status = Status::Failed;
+                results[*i].error = Some(format!("outcome unknown: {e}"));
+            }
+            return HostReport::new(host, results, Some(e));
+        }
+    };
+    if framed.notes.iter().any(|n| n == "locked") {
+        for (i, _) in &plan.steps {
+            results[*i].status = Status::Skipped;
+        }
+        return HostReport::new(
+            host,
+            results,
+            Some(format!("another provision run is applying to this host (lock {LOCK_FILE} is held); nothing was changed")),
+        );
+    }
+    if framed.notes.iter().any(|n| n == "noflock") {
+        return HostReport::new(host, results, Some("the host has no `flock` (util-linux or busybox); nothing was changed".into()));
+    }
+    // Stopped: a step failed and the script ended itself. Neither stopped nor done: the
+    // connection went away, so what was not reported is unknown, not skipped.
+    let lost = !framed.done && !framed.notes.iter().any(|n| n == "stopped");
+    let (unreached, unreached_status) = if lost {
+        ("outcome unknown: the connection was lost before this step reported", Status::Failed)
+    } else {
+        ("not attempted: an earlier step failed", Status::Skipped)
+    };
+    for (i, _) in &plan.steps {
+        match framed.sections.iter().find(|s| s.id == format!("r{i}")) {
+            Some(s) if s.rc == 0 => {}
+            Some(s) => {
+                results[*i].status = Status::Failed;
+                results[*i].error = Some(format!("exit {}: {}", s.rc, s.body.trim()));
+            }
+            None => {
+                results[*i].status = unreached_status;
+                results[*i].error = Some(unreached.into());
+            }
+        }
+    }
+    for &(h, _) in &plan.handlers {
+        results.push(match framed.sections.iter().find(|s| s.id == format!("h{h}")) {
+            Some(s) if s.rc == 0 => handler_result(h, Status::Changed, None),
+            Some(s) => handler_result(h, Status::Failed, Some(format!("exit {}: {}", s.rc, s.body.trim()))),
+            None => handler_result(h, unreached_status, Some(unreached.into())),
+        });
+    }
+    let error = lost.then(|| "the apply script did not finish: the connection was lost (owed handlers run on the next apply)".to_string());
+    HostReport::new(host, results, error)
+}
+
+/// Runs a framed script and parses its output; a failed transport, a refused sudo or broken
+/// framing becomes one message.
+async fn run_framed(ssh: &Ssh, script: &str, nonce: &str) -> Result<sections::Framed, String> {
+    let out: Output = ssh.run(script).await.map_err(|e| e.to_string())?;
+    framed_output(&out, nonce)
+}
+
+fn framed_output(out: &Output, nonce: &str) -> Result<sections::Framed, String> {
+    let stdout = out.stdout_text();
+    match sections::parse(&stdout, nonce) {
+        Ok(f) if f.done || !f.notes.is_empty() || !f.sections.is_empty() => Ok(f),
+        Ok(_) => Err(format!(
+            "the host ran nothing (exit {}): {}",
+            out.status.map_or("signal".into(), |c| c.to_string()),
+            out.stderr_text().trim()
+        )),
+        Err(e) => Err(format!("{e}; stderr: {}", out.stderr_text().trim())),
+    }
+}

@@ -1,0 +1,143 @@
+//! systemd units: unit files (which trigger a daemon-reload) and the enabled/active state of a
+//! service or timer.
+
+use super::file::File;
+use super::q;
+use crate::engine::{Change, Desired, Resource, Step};
+
+/// Handler id for `systemctl daemon-reload`.
+pub const DAEMON_RELOAD: &str = "systemd daemon-reload";
+
+/// sh for a restart handler: reloads systemd first if the unit's files changed (its handler may
+/// come before the daemon-reload handler, which waits for the last unit file), clears a start
+/// limit an intentional restart must not trip, then restarts (`try`: only if running).
+pub fn restart_script(unit: &str, only_if_running: bool) -> String {
+    let u = q(unit);
+    let verb = if only_if_running { "try-restart" } else { "restart" };
+    format!(
+        "if [ \"$(systemctl show -p NeedDaemonReload --value {u})\" = yes ]; then systemctl daemon-reload; fi\n\
+         systemctl reset-failed {u} 2>/dev/null || true\nsystemctl {verb} {u}\n"
+    )
+}
+
+/// A unit file under /etc/systemd/system that notifies a daemon-reload (registered on `desired`).
+pub fn unit_file(desired: &mut Desired, name: &str, content: String) -> Step {
+    desired.handler_first(DAEMON_RELOAD, "systemctl daemon-reload");
+    Step::new(File::new(&format!("/etc/systemd/system/{name}"), content)).notify(DAEMON_RELOAD)
+}
+
+/// Removes a unit file (with a daemon-reload).
+pub fn unit_file_absent(desired: &mut Desired, name: &str) -> Step {
+    desired.handler_first(DAEMON_RELOAD, "systemctl daemon-reload");
+    Step::new(File::absent(&format!("/etc/systemd/system/{name}"))).notify(DAEMON_RELOAD)
+}
+
+/// The state of a systemd unit.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Unit name, e.g. `docker.service`, `docker-cleanup.timer`.
+    pub unit: String,
+    /// Enabled at boot (`None`: leave as is).
+    pub enabled: Option<bool>,
+    /// Running now (`None`: leave as is).
+    pub active: Option<bool>,
+}
+
+impl Service {
+    /// Enabled and running.
+    pub fn running(unit: &str) -> Self {
+        Service { unit: unit.to_string(), enabled: Some(true), active: Some(true) }
+    }
+
+    /// Disabled and stopped (a unit that does not exist also counts).
+    pub fn stopped(unit: &str) -> Self {
+        Service { unit: unit.to_string(), enabled: Some(false), active: Some(false) }
+    }
+}
+
+const ENABLED_STATES: [&str; 6] = ["enabled", "enabled-runtime", "static", "alias", "indirect", "generated"];
+
+impl Resource for Service {
+    fn id(&self) -> String {
+        format!("service {}", self.unit)
+    }
+
+    fn probe(&self) -> String {
+        // One systemctl call: is-enabled plus is-active cost twice as much on every run.
+        format!("systemctl show -p LoadState -p UnitFileState -p ActiveState -p NeedDaemonReload {}", q(&self.unit))
+    }
+
+    fn plan(&self, state: &str) -> Result<Option<Change>, String> {
+        let prop = |name: &str| {
+            state
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+                .map(str::trim)
+                .ok_or_else(|| format!("systemctl did not report {name}"))
+        };
+        let (load, file_state, active) = (prop("LoadState")?, prop("UnitFileState")?, prop("ActiveState")?);
+        let enabled = match (load, file_state) {
+            ("not-found", _) => "not-found",
+            ("masked", _) => "masked",
+            (_, "") => "static",
+            (_, s) => s,
+        };
+        let u = q(&self.unit);
+        let (mut what, mut script) = (Vec::new(), String::new());
+        let missing = enabled == "not-found";
+        if enabled == "masked" && (self.enabled == Some(true) || self.active == Some(true)) {
+            return Err(format!("{} is masked; unmask it first (systemctl unmask {})", self.unit, self.unit));
+        }
+        match self.enabled {
+            Some(true) if !ENABLED_STATES.contains(&enabled) => {
+                what.push("enabled".into());
+                script.push_str(&format!("systemctl enable {u}\n"));
+            }
+            Some(false) if enabled == "enabled" => {
+                what.push("disabled".into());
+                script.push_str(&format!("systemctl disable {u}\n"));
+            }
+            _ => {}
+        }
+        let running = matches!(active, "active" | "reloading" | "activating");
+        match self.active {
+            Some(true) if !running => {
+                what.push("started".into());
+                // A unit that failed (or hit its start limit) earlier must be startable again.
+                script.push_str(&format!("systemctl reset-failed {u} 2>/dev/null || true\nsystemctl start {u}\n"));
+            }
+            Some(false) if running && !missing => {
+                what.push("stopped".into());
+                script.push_str(&format!("systemctl stop {u}\n"));
+            }
+            _ => {}
+        }
+        // Starting a unit whose files changed on disk would use the old definition.
+        if !what.is_empty() && prop("NeedDaemonReload").is_ok_and(|v| v == "yes") {
+            script.insert_str(0, "systemctl daemon-reload\n");
+        }
+        Ok((!what.is_empty()).then_some(Change { what, diff: None, script, uploads: vec![] }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_enable_and_start() {
+        let s = Service::running("docker-cleanup.timer");
+        let show = |load: &str, file: &str, active: &str| format!("LoadState={load}\nActiveState={active}\nUnitFileState={file}");
+        let c = s.plan(&show("loaded", "disabled", "inactive")).unwrap().unwrap();
+        assert_eq!(c.what, ["enabled", "started"]);
+        assert!(s.plan(&show("loaded", "enabled", "active")).unwrap().is_none());
+        assert!(s.plan(&show("loaded", "static", "active")).unwrap().is_none());
+        assert!(s.plan(&show("masked", "masked", "inactive")).is_err());
+        assert!(s.plan("garbage").is_err());
+        assert!(s.plan("LoadState=loaded\nActiveState=active").is_err(), "truncated output");
+        let gone = Service::stopped("old.service");
+        assert!(gone.plan(&show("not-found", "", "inactive")).unwrap().is_none(), "a missing unit is stopped");
+        let c = gone.plan(&show("loaded", "enabled", "active")).unwrap().unwrap();
+        assert_eq!(c.what, ["disabled", "stopped"]);
+    }
+}

@@ -1,0 +1,55 @@
+//! Talking to hosts. [`ssh`] is the only transport: the system `ssh` with one multiplexed master
+//! connection per host, so the user's ssh config, agent, known_hosts and ProxyJump just work.
+
+pub mod ssh;
+
+/// What a remote command produced.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// Exit status (`None` when killed by a signal).
+    pub status: Option<i32>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// True for exit status 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// Stdout as (lossy) UTF-8.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Stderr as (lossy) UTF-8.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Transport failures.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The SSH connection could not be made.
+    #[error("cannot connect to {host} ({target}): {reason}")]
+    Connect {
+        /// Inventory name.
+        host: String,
+        /// user@address:port as attempted.
+        target: String,
+        /// What ssh said.
+        reason: String,
+    },
+    /// The connection broke while a command ran.
+    #[error("connection to {host} lost: {reason}")]
+    Lost {
+        /// Inventory name.
+        host: String,
+        /// What happened.
+        reason: String,
+    },
+}

@@ -1,0 +1,84 @@
+//! Which values are secret, and the redactor that keeps them out of everything printed.
+//!
+//! A var is secret when it is tagged `!secret` in YAML, when its name says so (`*token*`,
+//! `*password*`, `*secret*`, `*private_key*`, ...), or when its template reads a secret var.
+//! Every secret value is registered with the process-wide [`Redactor`]; all output passes
+//! through it, so a secret that ends up inside a rendered file or an error message is still
+//! replaced by `***`.
+
+use std::sync::RwLock;
+
+/// The text printed in place of a secret.
+pub const MASK: &str = "***";
+
+/// YAML tag that marks a value secret.
+pub const TAG: &str = "!secret";
+
+const SECRET_WORDS: [&str; 7] = ["token", "password", "passwd", "secret", "private_key", "access_key", "credential"];
+
+/// True when a var named `name` is secret by convention.
+pub fn is_secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// Secrets shorter than this are not searched for in output: replacing every `1` or `true`
+/// would garble output without protecting anything real.
+const MIN_LEN: usize = 4;
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// The process-wide registry of secret strings.
+pub struct Redactor;
+
+impl Redactor {
+    /// Registers a secret value (and every line of it, for multi-line keys).
+    pub fn add(value: &str) {
+        let mut s = SECRETS.write().expect("redactor poisoned");
+        for v in std::iter::once(value).chain(value.lines()) {
+            let v = v.trim();
+            if v.len() >= MIN_LEN && !s.iter().any(|x| x == v) {
+                s.push(v.to_string());
+            }
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    }
+
+    /// Registers every string inside a JSON value.
+    pub fn add_json(value: &serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => Self::add(s),
+            serde_json::Value::Array(a) => a.iter().for_each(Self::add_json),
+            serde_json::Value::Object(o) => o.values().for_each(Self::add_json),
+            serde_json::Value::Number(n) => Self::add(&n.to_string()),
+            _ => {}
+        }
+    }
+
+    /// Returns `text` with every registered secret replaced by `***`.
+    pub fn redact(text: &str) -> String {
+        let s = SECRETS.read().expect("redactor poisoned");
+        let mut out = text.to_string();
+        for secret in s.iter() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), MASK);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_redaction() {
+        assert!(is_secret_name("runner_token"));
+        assert!(is_secret_name("registry_password"));
+        assert!(!is_secret_name("runner_image"));
+        Redactor::add("glrt-abcdef123456");
+        assert_eq!(Redactor::redact("token = \"glrt-abcdef123456\""), "token = \"***\"");
+    }
+}

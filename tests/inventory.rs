@@ -1,0 +1,211 @@
+//! Loader tests: precedence, limit patterns, templates, secrets, INI, and error positions.
+
+use std::path::Path;
+
+use provision::error::Error;
+use provision::project::{HostSpec, Project};
+use provision::vars::secret::Redactor;
+use serde_json::json;
+
+fn load(inv: &str, extra: &[&str]) -> Project {
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    Project::load(Some(Path::new(inv)), &extra).unwrap_or_else(|e| panic!("{}", render(&e)))
+}
+
+fn host(p: &Project, name: &str) -> HostSpec {
+    p.resolve(&[name.to_string()]).unwrap_or_else(|e| panic!("{}", render(&e))).remove(0)
+}
+
+fn var(h: &HostSpec, name: &str) -> serde_json::Value {
+    h.vars.get(name).unwrap_or_else(|| panic!("{name} unset")).value.clone()
+}
+
+/// The error as a user sees it, without colours.
+fn render(e: &Error) -> String {
+    let mut out = String::new();
+    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+        .with_width(100)
+        .render_report(&mut out, e)
+        .unwrap();
+    out
+}
+
+fn load_error(inv: &str) -> String {
+    let err = Project::load(Some(Path::new(inv)), &[]).and_then(|p| p.hosts(None)).expect_err("should fail");
+    assert_eq!(err.exit_code(), 2, "bad input exits 2");
+    render(&err)
+}
+
+const PREC: &str = "tests/fixtures/precedence/inventory.yaml";
+
+#[test]
+fn precedence_follows_ansible_order() {
+    let mut p = load(PREC, &["v_extra=cli"]);
+    let v_default = provision::yaml::parse(provision::source::register_named("defaults".into(), "x".into()), "role-default").unwrap();
+    p.sources.defaults.insert("v_default".into(), v_default.clone());
+    p.sources.defaults.insert("v_only_default".into(), v_default);
+    let s1 = host(&p, "s1");
+    assert_eq!(var(&s1, "v_only_default"), "role-default", "defaults apply when nothing else sets a var");
+    assert_eq!(var(&s1, "v_default"), "inv-all", "group all beats role defaults");
+    assert_eq!(var(&s1, "v_all"), "file-all", "group_vars/all.yaml beats the inventory's all vars");
+    assert_eq!(var(&s1, "v_group"), "file-ci", "parent group beats all");
+    assert_eq!(var(&s1, "v_child"), "inv-slave", "child group beats parent, whatever the file");
+    assert_eq!(var(&s1, "v_host"), "inv-all");
+    assert_eq!(var(&s1, "v_extra"), "cli", "-e beats everything");
+    assert_eq!(var(&s1, "v_dir"), "second", "files in group_vars/<group>/ apply in name order");
+    let m1 = host(&p, "m1");
+    assert_eq!(var(&m1, "v_host"), "file-m1", "host_vars file beats the host's inventory vars");
+    assert!(m1.vars.get("v_dir").is_none(), "slave vars do not leak to master");
+    assert_eq!(m1.connection.user.as_deref(), Some("core"), "`user` in host_vars beats `ansible_user` in group_vars");
+    assert!(m1.connection.become_root, "a non-root user becomes root through sudo by default");
+    assert_eq!(s1.connection.user.as_deref(), Some("admin"), "ansible_user is read as user");
+    assert_eq!(s1.vars.groups, ["ci", "eu", "slave"], "groups ordered by depth, then name");
+}
+
+#[test]
+fn templates_resolve_lazily_keep_types_and_taint_secrets() {
+    let p = load(PREC, &["private_address=10.1.2.3"]);
+    let s1 = host(&p, "s1");
+    assert_eq!(var(&s1, "url"), "http://10.1.2.3:8080/", "vars can reference vars defined later");
+    assert_eq!(var(&s1, "ports"), json!([8080, 443]), "a single expression keeps its type");
+    let header = s1.vars.get("auth_header").unwrap();
+    assert!(header.secret, "a template reading a secret is secret");
+    assert!(!s1.vars.get("url").unwrap().secret);
+    let shown = s1.vars.redacted_json();
+    assert_eq!(shown["api_token"], "***");
+    assert_eq!(shown["auth_header"], "***");
+    assert_eq!(Redactor::redact("token=t0ps3cr3t-value"), "token=***");
+    assert_eq!(Redactor::redact("-H 'Bearer t0ps3cr3t-value'"), "-H '***'", "the tainted header is a secret of its own");
+}
+
+#[test]
+fn env_and_file_lookups() {
+    // SAFETY: tests in this binary do not read this variable concurrently.
+    unsafe { std::env::set_var("PROVISION_TEST_TOKEN", "from-the-env-1234") };
+    let p = load(PREC, &["{\"gitlab_token\": \"{{ env('PROVISION_TEST_TOKEN') }}\", \"motd\": \"{{ file('group_vars/ci.yml') }}\"}"]);
+    let s1 = host(&p, "s1");
+    assert_eq!(var(&s1, "gitlab_token"), "from-the-env-1234");
+    assert!(s1.vars.get("gitlab_token").unwrap().secret, "*token* names are secret");
+    assert!(var(&s1, "motd").as_str().unwrap().starts_with("v_group: file-ci"), "file() is relative to the inventory");
+}
+
+#[test]
+fn limit_patterns() {
+    let p = load(PREC, &[]);
+    let sel = |pat: &str| p.select(Some(pat)).map_err(|e| render(&e));
+    assert_eq!(sel("s1").unwrap(), ["s1"]);
+    assert_eq!(sel("slave").unwrap(), ["s1", "s2"]);
+    assert_eq!(sel("ci").unwrap(), ["s1", "s2", "m1"], "a parent group selects its children's hosts");
+    assert_eq!(sel("s*").unwrap(), ["s1", "s2"]);
+    assert_eq!(sel("m1,s2").unwrap(), ["s2", "m1"], "inventory order, not pattern order");
+    assert_eq!(sel("all,!s1").unwrap(), ["s2", "m1"]);
+    assert_eq!(sel("!m1").unwrap(), ["s1", "s2"], "only exclusions start from all hosts");
+    assert_eq!(sel("slave,&eu").unwrap(), ["s1"]);
+    assert_eq!(sel("ci:!eu").unwrap(), ["s2"], "colon separates patterns too");
+    let e = sel("slvae").unwrap_err();
+    assert!(e.contains("matches no host or group") && e.contains("did you mean `slave`"), "{e}");
+    assert!(sel("slave,!slave").unwrap_err().contains("no host matches"));
+}
+
+#[test]
+fn ini_inventory_matches_yaml() {
+    let to_doc = |path: &str| {
+        let p = load(path, &[]);
+        let hosts = p.hosts(None).unwrap();
+        hosts.iter().map(|h| (h.vars.host.clone(), h.vars.groups.clone(), h.vars.redacted_json())).collect::<Vec<_>>()
+    };
+    assert_eq!(to_doc("inventory.example.ini"), to_doc("inventory.example.yaml"));
+}
+
+#[test]
+fn ini_parsing_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts");
+    std::fs::write(
+        &path,
+        "# comment\nlonely ansible_port=2222\n\n[web]\nweb[01:02] role=\"front end\" weight=3 # trailing\n\n[db]\ndb1\n\n[prod:children]\nweb\ndb\n\n[prod:vars]\nenv = 'production'\nreplicas=2\ndebug=False\n",
+    )
+    .unwrap();
+    let p = load(path.to_str().unwrap(), &[]);
+    assert_eq!(p.select(Some("prod")).unwrap(), ["web01", "web02", "db1"]);
+    assert_eq!(p.select(Some("ungrouped")).unwrap(), ["lonely"]);
+    let web = host(&p, "web02");
+    assert_eq!(var(&web, "role"), "front end");
+    assert_eq!(var(&web, "weight"), 3);
+    assert_eq!(var(&web, "env"), "production");
+    assert_eq!(var(&web, "replicas"), 2);
+    assert_eq!(var(&web, "debug"), false);
+    assert_eq!(host(&p, "lonely").connection.port, Some(2222));
+}
+
+#[test]
+fn error_bad_indentation() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/indent.yaml"));
+}
+
+#[test]
+fn error_unknown_group_key() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/unknown_key.yaml"));
+}
+
+#[test]
+fn error_wrong_type() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/wrong_type.yaml"));
+}
+
+#[test]
+fn error_undefined_template_variable() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/undefined_var.yaml"));
+}
+
+#[test]
+fn error_undefined_in_expression() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/undefined_expr.yaml"));
+}
+
+#[test]
+fn error_group_cycle() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/group_cycle.yaml"));
+}
+
+#[test]
+fn error_vars_loop() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/vars_loop.yaml"));
+}
+
+#[test]
+fn error_hosts_as_list() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/hosts_list.yaml"));
+}
+
+#[test]
+fn error_top_level_vars() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/top_level_vars.yaml"));
+}
+
+#[test]
+fn error_ini_section_kind() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/section.ini"));
+}
+
+#[test]
+fn error_ini_wrong_type() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/ini_port.ini"));
+}
+
+#[test]
+fn error_duplicate_host() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/duplicate_host.yaml"));
+}
+
+#[test]
+fn error_group_vars_for_unknown_group() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inventory.yaml"), "all:\n  children:\n    slave:\n      hosts:\n        s1:\n").unwrap();
+    std::fs::create_dir(dir.path().join("group_vars")).unwrap();
+    std::fs::write(dir.path().join("group_vars/slaves.yaml"), "x: 1\n").unwrap();
+    let err = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).err().expect("stray group_vars file");
+    let text = render(&err);
+    assert!(text.contains("slaves.yaml is for group `slaves`, which the inventory"), "{text}");
+    assert!(text.contains("did you mean `slave`?"), "{text}");
+}

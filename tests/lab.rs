@@ -1,0 +1,864 @@
+//! Against the local lab: real Debian hosts (systemd, sshd, dockerd) in containers, reached over
+//! real SSH on 127.0.0.1. The first test to run brings the lab up (`lab/lab up`, idempotent);
+//! it needs root, and installs what it needs on first use.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// Lab tests share two hosts and some change them: they run one at a time, each with the lab up
+/// before it starts changing anything.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    lab_inventory();
+    guard
+}
+
+fn lab_inventory() -> &'static Path {
+    static UP: OnceLock<PathBuf> = OnceLock::new();
+    UP.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new("bash").arg(root.join("lab/lab")).arg("up").status().expect("run lab/lab up");
+        assert!(status.success(), "lab/lab up failed (the lab needs root on Debian 12)");
+        root.join("lab/inventory.yaml")
+    })
+}
+
+fn provision(args: &[&str]) -> Output {
+    let inv = lab_inventory().to_str().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_provision")).args(["-i", inv]).args(args).env("NO_COLOR", "1").output().expect("run provision")
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+#[test]
+fn lab_inventory_has_master_and_slave_with_private_addresses() {
+    let _s = serial();
+    let o = provision(&["inventory", "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["groups"]["master"]["hosts"], serde_json::json!(["lab-master-1"]));
+    assert_eq!(doc["groups"]["slave"]["hosts"], serde_json::json!(["lab-slave-1"]));
+    let addr = doc["hosts"]["lab-slave-1"]["vars"]["private_address"].as_str().unwrap();
+    assert!(addr.starts_with("10.213.0."), "private address on the lab network: {addr}");
+}
+
+#[test]
+fn exec_reaches_every_host_over_ssh() {
+    let _s = serial();
+    let o = provision(&["debug", "exec", "all", "--", "hostname"]);
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("lab-master-1 | rc=0 >>\nlab-master-1\n"), "{out}");
+    assert!(out.contains("lab-slave-1  | rc=0 >>\nlab-slave-1\n"), "{out}");
+}
+
+#[test]
+fn exec_reports_each_host_exit_code_and_fails_overall() {
+    let _s = serial();
+    let o = provision(&["debug", "exec", "all", "--", "sh", "-c", "test \"$(hostname)\" = lab-master-1"]);
+    assert_eq!(o.status.code(), Some(1), "one host failed");
+    let out = text(&o.stdout);
+    assert!(out.contains("lab-master-1 | rc=0"), "{out}");
+    assert!(out.contains("lab-slave-1  | rc=1"), "{out}");
+}
+
+#[test]
+fn exec_passes_arguments_literally() {
+    let _s = serial();
+    let o = provision(&["--limit", "master", "debug", "exec", "all", "--", "echo", "$(hostname); echo injected", "'quoted'"]);
+    assert!(o.status.success());
+    assert!(text(&o.stdout).contains("$(hostname); echo injected 'quoted'\n"), "{}", text(&o.stdout));
+}
+
+#[test]
+fn non_root_user_becomes_root_through_sudo() {
+    let _s = serial();
+    let o = provision(&["-e", "user=core", "debug", "exec", "all", "--", "sh", "-c", "echo $(id -un) $SUDO_USER"]);
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(text(&o.stdout).matches("root core\n").count(), 2, "{}", text(&o.stdout));
+    let o = provision(&["-e", "user=core", "-e", "become=no", "debug", "exec", "lab-slave-1", "--", "id", "-un"]);
+    assert!(text(&o.stdout).contains("core\n"), "become=no runs as the user: {}", text(&o.stdout));
+}
+
+#[test]
+fn unknown_host_key_is_refused_unless_checking_is_off() {
+    let _s = serial();
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let kh = empty.path().to_str().unwrap();
+    let o = provision(&["-e", &format!("ssh_known_hosts_file={kh}"), "debug", "exec", "lab-slave-1", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert!(out.contains("UNREACHABLE") && out.contains("host key"), "{out}");
+    let o = provision(&[
+        "-e",
+        &format!("ssh_known_hosts_file={kh}"),
+        "-e",
+        "ssh_host_key_checking=false",
+        "debug",
+        "exec",
+        "lab-slave-1",
+        "--",
+        "true",
+    ]);
+    assert!(o.status.success(), "opting out accepts the key: {}", text(&o.stdout));
+    assert_eq!(std::fs::read_to_string(kh).unwrap(), "", "opting out does not record the key");
+}
+
+#[test]
+fn an_unreachable_host_fails_alone() {
+    let _s = serial();
+    let lab = lab_inventory().parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.yaml");
+    let lab_inv = std::fs::read_to_string(lab_inventory()).unwrap();
+    // The lab inventory plus a host whose port nothing listens on.
+    let text_inv = lab_inv.replace("state/", &format!("{}/state/", lab.display())).replace(
+        "    slave:\n      hosts:\n",
+        "    slave:\n      hosts:\n        lab-gone:\n          address: 127.0.0.1\n          port: 1\n",
+    );
+    std::fs::write(&inv, text_inv).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .args(["-i", inv.to_str().unwrap(), "debug", "exec", "all", "--", "hostname"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert!(out.contains("lab-gone     | UNREACHABLE"), "{out}");
+    assert!(out.contains("cannot connect to lab-gone (root@127.0.0.1:1)"), "{out}");
+    assert!(out.contains("lab-master-1 | rc=0") && out.contains("lab-slave-1  | rc=0"), "the others still ran: {out}");
+}
+
+/// Runs a desired state built in code on one lab host through the real engine.
+fn run_desired(host: &str, desired: provision::engine::Desired) -> provision::engine::report::HostReport {
+    use provision::engine::run::{Job, Options, run_host};
+    let project = provision::project::Project::load(Some(lab_inventory()), &[]).unwrap();
+    let connection = project.resolve(&[host.to_string()]).unwrap().remove(0).connection;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(run_host(Job { connection, desired }, Options { check: false, diff: true, forks: 1 }))
+}
+
+/// Runs sh on a lab host directly (docker exec, not provision), as an operator's hand would.
+fn on_host(host: &str, script: &str) -> String {
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab");
+    let o = Command::new("bash").arg(lab).args(["docker", "exec", host, "sh", "-c", script]).output().unwrap();
+    assert!(o.status.success(), "{script}: {}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+fn json_run(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let o = provision(&all);
+    let doc = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", text(&o.stdout), text(&o.stderr)));
+    (o.status.code(), doc)
+}
+
+fn changed_ids(doc: &serde_json::Value, host: &str) -> Vec<String> {
+    doc["hosts"][host]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "changed" && !r["id"].as_str().unwrap().starts_with("handler "))
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Undoes what the cleanup role manages on the slave, so the next apply has work to do.
+fn unconverge_slave() {
+    on_host(
+        "lab-slave-1",
+        "systemctl disable --now docker-cleanup.timer 2>/dev/null; rm -f /etc/systemd/system/docker-cleanup.*; systemctl daemon-reload",
+    );
+}
+
+const FINGERPRINT: &str = "find /etc/systemd/system /etc/docker -xdev \\( -type f -o -type l \\) -exec sha256sum {} + 2>/dev/null | sort; \
+    ls -la --time-style=full-iso /etc/systemd/system; systemctl is-enabled docker-cleanup.timer; systemctl is-active docker-cleanup.timer; true";
+
+#[test]
+fn converge_then_reapply_changes_nothing() {
+    let _s = serial();
+    unconverge_slave();
+    let (code, first) = json_run(&["apply"]);
+    assert_eq!(code, Some(0), "{first}");
+    assert!(first["hosts"]["lab-slave-1"]["changed"].as_u64().unwrap() >= 3, "{first}");
+    assert_eq!(
+        on_host("lab-slave-1", "systemctl is-enabled docker-cleanup.timer; systemctl is-active docker-cleanup.timer"),
+        "enabled\nactive\n"
+    );
+    let (code, second) = json_run(&["apply"]);
+    assert_eq!(code, Some(0));
+    for (host, r) in second["hosts"].as_object().unwrap() {
+        assert_eq!(r["changed"], 0, "{host} changed on re-apply: {r}");
+        assert_eq!(r["failed"], 0, "{host}: {r}");
+    }
+}
+
+#[test]
+fn drift_is_reported_exactly_and_fixed() {
+    let _s = serial();
+    assert_eq!(json_run(&["apply"]).0, Some(0));
+    on_host("lab-slave-1", "echo '# edited by hand' >> /etc/systemd/system/docker-cleanup.service; systemctl stop docker-cleanup.timer");
+    let (code, plan) = json_run(&["plan"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(changed_ids(&plan, "lab-slave-1"), ["file /etc/systemd/system/docker-cleanup.service", "service docker-cleanup.timer"]);
+    let resources = plan["hosts"]["lab-slave-1"]["resources"].as_array().unwrap();
+    let file = resources.iter().find(|r| r["id"] == "file /etc/systemd/system/docker-cleanup.service").unwrap();
+    assert!(file["diff"].as_str().unwrap().contains("-# edited by hand"), "plan shows the diff: {file}");
+    assert_eq!(on_host("lab-slave-1", "systemctl is-active docker-cleanup.timer || true"), "inactive\n", "plan changed nothing");
+    let (code, applied) = json_run(&["apply"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(changed_ids(&applied, "lab-slave-1"), ["file /etc/systemd/system/docker-cleanup.service", "service docker-cleanup.timer"]);
+    assert!(!on_host("lab-slave-1", "cat /etc/systemd/system/docker-cleanup.service").contains("edited by hand"));
+    let (_, clean) = json_run(&["plan"]);
+    assert_eq!(clean["hosts"]["lab-slave-1"]["changed"], 0, "{clean}");
+}
+
+#[test]
+fn check_mode_leaves_hosts_byte_for_byte_unchanged() {
+    let _s = serial();
+    unconverge_slave();
+    on_host("lab-slave-1", "printf 'old\\n' > /etc/systemd/system/docker-cleanup.service");
+    let before = on_host("lab-slave-1", FINGERPRINT);
+    let (code, check) = json_run(&["apply", "--check"]);
+    assert_eq!(code, Some(0));
+    assert!(check["hosts"]["lab-slave-1"]["changed"].as_u64().unwrap() >= 3, "{check}");
+    let (code, _) = json_run(&["plan"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(on_host("lab-slave-1", FINGERPRINT), before, "--check and plan must not touch the host");
+}
+
+/// Restarts sshd on drop, so a failing assertion does not leave the lab broken.
+struct SshdDown(&'static str);
+
+impl Drop for SshdDown {
+    fn drop(&mut self) {
+        on_host(self.0, "systemctl start ssh");
+    }
+}
+
+#[test]
+fn a_host_with_sshd_down_fails_alone() {
+    let _s = serial();
+    unconverge_slave();
+    // Stop sshd and end every session, including master connections kept from earlier runs.
+    on_host("lab-master-1", "systemctl stop ssh; pkill -x sshd || true");
+    let _restore = SshdDown("lab-master-1");
+    let (code, doc) = json_run(&["apply"]);
+    assert_eq!(code, Some(1), "a failed host makes the run fail: {doc}");
+    let master = &doc["hosts"]["lab-master-1"];
+    assert_eq!(master["failed"], 1, "{master}");
+    assert!(master["error"].as_str().unwrap().contains("cannot connect to lab-master-1"), "{master}");
+    let slave = &doc["hosts"]["lab-slave-1"];
+    assert_eq!(slave["failed"], 0, "{slave}");
+    assert!(slave["changed"].as_u64().unwrap() >= 3, "the other host converged: {slave}");
+}
+
+#[test]
+fn a_second_apply_on_a_locked_host_changes_nothing_and_says_why() {
+    let _s = serial();
+    unconverge_slave();
+    // Another run holds the per-host lock for a few seconds.
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab");
+    let holder = Command::new("bash")
+        .arg(lab)
+        .args(["docker", "exec", "lab-slave-1", "flock", "/run/provision.lock", "sleep", "4"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let (code, doc) = json_run(&["apply"]);
+    assert_eq!(code, Some(1));
+    let slave = &doc["hosts"]["lab-slave-1"];
+    assert!(slave["error"].as_str().unwrap().contains("another provision run is applying to this host"), "{slave}");
+    assert_eq!(
+        on_host("lab-slave-1", "ls /etc/systemd/system/docker-cleanup.service 2>/dev/null || echo missing"),
+        "missing\n",
+        "nothing was changed"
+    );
+    let _ = holder.wait_with_output();
+    assert_eq!(json_run(&["apply"]).0, Some(0), "once the lock is free, apply converges");
+}
+
+mod engine_resources {
+    //! The docker resources through the real engine, built in code (no role needed).
+
+    use super::*;
+    use provision::engine::{Desired, Step, report::HostReport};
+    use provision::resources::docker::{Container, ContainerAbsent, Daemon, Image};
+
+    fn apply(host: &str, desired: Desired) -> HostReport {
+        run_desired(host, desired)
+    }
+
+    fn busybox(env: &str) -> Desired {
+        let archive = lab_inventory().parent().unwrap().join("state/images/busybox.tar");
+        let image = Image { reference: "provision-lab/busybox:1".into(), archive: Some(archive), daemon: Daemon::default() };
+        let mut c = Container::new("provision-test", "provision-lab/busybox:1");
+        c.command = vec!["sleep".into(), "3600".into()];
+        c.env.insert("A".into(), env.into());
+        c.stop_timeout = 1;
+        Desired { steps: vec![Step::new(image), Step::new(c)], handlers: vec![] }
+    }
+
+    fn statuses(r: &HostReport) -> Vec<String> {
+        r.resources.iter().map(|x| format!("{:?} {}", x.status, x.changes.join(","))).collect()
+    }
+
+    #[test]
+    fn image_is_loaded_from_an_archive_and_container_recreated_only_on_change() {
+        let _s = serial();
+        on_host(
+            "lab-slave-1",
+            "docker rm -f provision-test >/dev/null 2>&1; docker rmi provision-lab/busybox:1 >/dev/null 2>&1; rm -f /var/tmp/provision-*; true",
+        );
+        let r = apply("lab-slave-1", busybox("1"));
+        assert_eq!(r.failed, 0, "{r:?}");
+        assert_eq!(
+            statuses(&r),
+            [
+                format!("Changed loaded from {}", lab_inventory().parent().unwrap().join("state/images/busybox.tar").display()),
+                "Changed created".into()
+            ]
+        );
+        let id = on_host("lab-slave-1", "docker inspect -f '{{.Id}} {{.State.Running}}' provision-test");
+        assert!(id.ends_with(" true\n"), "{id}");
+        assert_eq!(on_host("lab-slave-1", "ls /var/tmp | grep -c provision-image || true"), "0\n", "the uploaded archive was removed");
+
+        let r = apply("lab-slave-1", busybox("1"));
+        assert_eq!((r.changed, r.failed), (0, 0), "re-apply: {:?}", statuses(&r));
+        assert_eq!(on_host("lab-slave-1", "docker inspect -f '{{.Id}} {{.State.Running}}' provision-test"), id, "same container");
+
+        let r = apply("lab-slave-1", busybox("2"));
+        assert_eq!(statuses(&r), ["Ok ", "Changed recreated (spec changed)"]);
+        assert_ne!(on_host("lab-slave-1", "docker inspect -f '{{.Id}} {{.State.Running}}' provision-test"), id, "a new container");
+        assert!(on_host("lab-slave-1", "docker inspect -f '{{.Config.Env}}' provision-test").contains("A=2"));
+
+        on_host("lab-slave-1", "docker stop -t 1 provision-test >/dev/null");
+        let r = apply("lab-slave-1", busybox("2"));
+        assert_eq!(statuses(&r), ["Ok ", "Changed started"]);
+
+        let gone = Desired {
+            steps: vec![Step::new(ContainerAbsent { name: "provision-test".into(), daemon: Daemon::default() })],
+            handlers: vec![],
+        };
+        let r = apply("lab-slave-1", gone);
+        assert_eq!(statuses(&r), ["Changed removed"]);
+        assert_eq!(on_host("lab-slave-1", "docker ps -aq --filter name=provision-test | wc -l"), "0\n");
+    }
+
+    #[test]
+    fn handlers_owed_by_a_failed_run_run_on_the_next() {
+        use provision::resources::file::File;
+        let _s = serial();
+        on_host(
+            "lab-slave-1",
+            "rm -rf /tmp/owed /var/lib/provision/pending-handlers; mkdir /tmp/owed; printf 'o\\n' > /tmp/owed/other; touch /tmp/owed-blocker",
+        );
+        // config (changes) → blocker (fails) → other (unchanged, also notifies: the handler's
+        // place is after it, so the failure comes between the change and the handler).
+        let build = |fail: bool| {
+            let mut d = Desired::default();
+            d.handler("mark", "touch /tmp/owed/handler-ran");
+            d.steps.push(Step::new(File::new("/tmp/owed/config", "v1\n")).notify("mark"));
+            if fail {
+                // Its parent is a regular file: this step fails.
+                d.steps.push(Step::new(File::new("/tmp/owed-blocker/x", "x")));
+            }
+            d.steps.push(Step::new(File::new("/tmp/owed/other", "o\n")).notify("mark"));
+            d
+        };
+        let r = apply("lab-slave-1", build(true));
+        assert_eq!(statuses(&r), ["Changed created", "Failed created", "Ok ", "Skipped "], "{r:?}");
+        assert_eq!(on_host("lab-slave-1", "cat /var/lib/provision/pending-handlers"), "mark\n", "the owed handler is recorded");
+        assert_eq!(on_host("lab-slave-1", "ls /tmp/owed"), "config\nother\n", "the handler did not run");
+        let r = apply("lab-slave-1", build(false));
+        assert_eq!(statuses(&r), ["Ok ", "Ok ", "Changed "], "nothing changed, the owed handler runs: {r:?}");
+        assert_eq!(
+            on_host("lab-slave-1", "ls /tmp/owed; ls /var/lib/provision/pending-handlers 2>/dev/null || echo cleared"),
+            "config\nhandler-ran\nother\ncleared\n"
+        );
+        let r = apply("lab-slave-1", build(false));
+        assert_eq!(r.changed, 0, "owed once, run once: {r:?}");
+        on_host("lab-slave-1", "rm -rf /tmp/owed /tmp/owed-blocker");
+    }
+
+    #[test]
+    fn apply_as_a_non_root_user_through_sudo() {
+        let _s = serial();
+        unconverge_slave();
+        let (code, doc) = json_run(&["-e", "user=core", "apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        assert!(doc["hosts"]["lab-slave-1"]["changed"].as_u64().unwrap() >= 3, "{doc}");
+        assert_eq!(on_host("lab-slave-1", "stat -c '%U:%G %a' /etc/systemd/system/docker-cleanup.timer"), "root:root 644\n");
+    }
+}
+
+mod packages {
+    use super::*;
+    use provision::engine::{Desired, Step};
+    use provision::resources::package::Package;
+
+    fn apply(pkg: Package) -> provision::engine::report::HostReport {
+        run_desired("lab-slave-1", Desired { steps: vec![Step::new(pkg)], handlers: vec![] })
+    }
+
+    fn pkg(version: &str) -> Package {
+        let file = lab_inventory().parent().unwrap().join(format!("state/packages/provision-test-pkg_{version}_all.deb"));
+        Package { name: "provision-test-pkg".into(), version: Some(version.into()), file: Some(file), present: true }
+    }
+
+    #[test]
+    fn install_upgrade_and_remove_from_local_package_files() {
+        let _s = serial();
+        on_host("lab-slave-1", "dpkg -P provision-test-pkg >/dev/null 2>&1; true");
+        let r = apply(pkg("1.0-1"));
+        assert_eq!((r.changed, r.failed), (1, 0), "{r:?}");
+        assert_eq!(r.resources[0].changes, ["installed 1.0-1"]);
+        assert_eq!(on_host("lab-slave-1", "cat /usr/share/provision-test-pkg/version"), "1.0-1\n");
+        let r = apply(pkg("1.0-1"));
+        assert_eq!((r.changed, r.failed), (0, 0), "{r:?}");
+        let r = apply(pkg("2.0-1"));
+        assert_eq!(r.resources[0].changes, ["1.0-1 → 2.0-1"], "{r:?}");
+        assert_eq!(on_host("lab-slave-1", "cat /usr/share/provision-test-pkg/version"), "2.0-1\n");
+        let r = apply(Package { present: false, ..pkg("2.0-1") });
+        assert_eq!(r.resources[0].changes, ["removed"], "{r:?}");
+        let status = on_host("lab-slave-1", "dpkg-query -W -f '${db:Status-Status}' provision-test-pkg 2>/dev/null || echo gone");
+        assert_ne!(status, "installed");
+        assert_eq!(on_host("lab-slave-1", "ls /usr/share/provision-test-pkg/version 2>/dev/null || echo gone"), "gone\n");
+    }
+}
+
+mod docker_tls {
+    //! Mutual TLS on the slave's daemon, checked with the real docker CLI.
+
+    use super::*;
+
+    fn lab_dir() -> PathBuf {
+        lab_inventory().parent().unwrap().to_path_buf()
+    }
+
+    fn slave_var(name: &str) -> String {
+        let (_, doc) = json_run(&["inventory", "--host", "lab-slave-1"]);
+        let v = &doc["vars"][name];
+        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+    }
+
+    /// `docker version` against the slave's published TLS port with the given client files
+    /// (`version`, not `info --format`: docker 20.10 hides the TLS error behind a template error).
+    fn docker_info(ca: &Path, client: Option<(&Path, &Path)>) -> Output {
+        let port = slave_var("lab_tls_port");
+        let mut cmd = Command::new("/usr/bin/docker");
+        cmd.arg("--tlsverify").arg("--tlscacert").arg(ca);
+        if let Some((cert, key)) = client {
+            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        } else {
+            // Without this the CLI would pick up ~/.docker/{cert,key}.pem if they exist.
+            cmd.env("DOCKER_CERT_PATH", "/nonexistent");
+        }
+        cmd.args(["-H", &format!("tcp://127.0.0.1:{port}"), "version", "--format", "{{.Server.Os}}"]);
+        cmd.output().unwrap()
+    }
+
+    #[test]
+    fn tls_daemon_accepts_the_client_cert_and_refuses_others() {
+        let _s = serial();
+        let (code, doc) = json_run(&["apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        let certs = lab_dir().join("certs");
+        let ok = docker_info(&certs.join("ca.pem"), Some((&certs.join("client/cert.pem"), &certs.join("client/key.pem"))));
+        assert!(ok.status.success(), "with the client cert: {}", text(&ok.stderr));
+        assert_eq!(text(&ok.stdout), "linux\n");
+
+        let none = docker_info(&certs.join("ca.pem"), None);
+        assert!(!none.status.success(), "without a client cert the daemon must refuse");
+        assert!(text(&none.stderr).contains("tls: bad certificate"), "{}", text(&none.stderr));
+
+        let other = tempfile::tempdir().unwrap();
+        let other_dir = provision::certs::CertsDir::new(other.path());
+        other_dir.ensure(&[], provision::certs::Policy::default(), false).unwrap();
+        let foreign = docker_info(&certs.join("ca.pem"), Some((&other_dir.client_cert(), &other_dir.client_key())));
+        assert!(!foreign.status.success(), "a client cert from another CA must be refused");
+        assert!(text(&foreign.stderr).contains("tls: bad certificate"), "{}", text(&foreign.stderr));
+
+        // From the master, with the client certs the docker_client_certs role installed, to the
+        // slave's private address: the path the runner's builds take.
+        let ip = slave_var("private_address");
+        let o = provision(&[
+            "debug",
+            "exec",
+            "master",
+            "--",
+            "docker",
+            "--tlsverify",
+            "--tlscacert",
+            "/etc/gitlab-runner/docker-certs/ca.pem",
+            "--tlscert",
+            "/etc/gitlab-runner/docker-certs/cert.pem",
+            "--tlskey",
+            "/etc/gitlab-runner/docker-certs/key.pem",
+            "-H",
+            &format!("tcp://{ip}:2376"),
+            "info",
+            "--format",
+            "{{.Name}}",
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stdout));
+        assert!(text(&o.stdout).contains("\nlab-slave-1\n"), "{}", text(&o.stdout));
+        assert_eq!(on_host("lab-master-1", "stat -c %a /etc/gitlab-runner/docker-certs/key.pem"), "600\n");
+    }
+
+    #[test]
+    fn docker_restarts_only_when_its_config_changes() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let started = || on_host("lab-slave-1", "systemctl show -p ActiveEnterTimestampMonotonic --value docker");
+        let before = started();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        assert_eq!(started(), before, "a no-op apply does not restart docker");
+
+        let (code, doc) = json_run(&["-e", "{\"docker_daemon_config\": {\"debug\": true}}", "apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        assert_eq!(changed_ids(&doc, "lab-slave-1"), ["file /etc/docker/daemon.json"]);
+        let ids: Vec<&str> =
+            doc["hosts"]["lab-slave-1"]["resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&"handler restart docker"), "{ids:?}");
+        assert_ne!(started(), before, "daemon.json changed: docker restarted");
+        assert_eq!(on_host("lab-slave-1", "docker info -f '{{.Debug}}'"), "true\n", "the new config is live");
+        assert_eq!(json_run(&["apply"]).0, Some(0), "and back");
+    }
+}
+
+mod registry_cache {
+    use super::*;
+
+    #[test]
+    fn pulls_go_through_the_cache_to_the_upstream() {
+        let _s = serial();
+        let (code, doc) = json_run(&["apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        let mirrors = on_host("lab-slave-1", "docker info -f '{{.RegistryConfig.Mirrors}}'");
+        let ip = on_host("lab-slave-1", "hostname -i").trim().to_string();
+        assert_eq!(mirrors, format!("[http://{ip}:5000/]\n"), "the host daemon uses the cache as its mirror");
+        // Docker Hub is unreachable from the lab: this pull can only succeed through the cache.
+        on_host("lab-slave-1", "docker rmi busybox:1 >/dev/null 2>&1 || true");
+        on_host("lab-slave-1", "docker pull -q busybox:1");
+        // (A proxying registry does not list cached repositories in /v2/_catalog: look at storage.)
+        // The proxy stores blobs in the background after serving them: give it a few seconds.
+        let stored = on_host(
+            "lab-slave-1",
+            "r=/var/lib/registry-cache/docker/registry/v2; for i in $(seq 1 20); do \
+             [ -d $r/repositories/library/busybox/_manifests ] && break; sleep 0.25; done; \
+             ls $r/repositories/library; find $r/blobs -name data | wc -l",
+        );
+        let mut lines = stored.lines();
+        assert_eq!(lines.next(), Some("busybox"), "the cache kept what it fetched: {stored}");
+        // The manifest always comes through the cache; layers only when the daemon lacks them.
+        assert!(lines.next().unwrap().trim().parse::<u32>().unwrap() >= 1, "cached blobs: {stored}");
+    }
+
+    #[test]
+    fn a_new_remote_url_recreates_only_the_registry() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let (_, inv) = json_run(&["inventory", "--host", "lab-slave-1"]);
+        let upstream = inv["vars"]["lab_upstream_registry"].as_str().unwrap().to_string();
+        let docker_started = on_host("lab-slave-1", "systemctl show -p ActiveEnterTimestampMonotonic --value docker");
+        let (code, doc) = json_run(&["-e", &format!("registry_remote_url=http://{upstream}/"), "apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        assert_eq!(changed_ids(&doc, "lab-slave-1"), ["file /etc/registry-cache/config.yml", "container registry-cache"]);
+        assert!(on_host("lab-slave-1", "cat /etc/registry-cache/config.yml").contains(&format!("remoteurl: \"http://{upstream}/\"")));
+        assert_eq!(
+            on_host("lab-slave-1", "systemctl show -p ActiveEnterTimestampMonotonic --value docker"),
+            docker_started,
+            "docker was not restarted"
+        );
+        let (code, doc) = json_run(&["-e", "registry_port=5001", "apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        // Every daemon on the host follows the cache's new address: the host daemon's
+        // daemon.json and dind's --registry-mirror.
+        assert_eq!(
+            changed_ids(&doc, "lab-slave-1"),
+            ["file /etc/docker/daemon.json", "file /etc/registry-cache/config.yml", "container registry-cache", "container dind"]
+        );
+        assert!(on_host("lab-slave-1", "docker info -f '{{.RegistryConfig.Mirrors}}'").contains(":5001/"), "daemon.json follows the port");
+        assert_eq!(json_run(&["apply"]).0, Some(0), "and back");
+    }
+}
+
+mod dind {
+    use super::*;
+
+    #[test]
+    fn builds_get_their_own_engine_with_the_mirror() {
+        let _s = serial();
+        let (code, doc) = json_run(&["apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        let s = "unix:///var/run/provision-dind/docker.sock";
+        let ip = on_host("lab-slave-1", "hostname -i").trim().to_string();
+        let info = on_host("lab-slave-1", &format!("docker -H {s} info -f '{{{{.Name}}}} {{{{.RegistryConfig.Mirrors}}}}'"));
+        let host_id = on_host("lab-slave-1", "docker info -f '{{.ID}}'");
+        let dind_id = on_host("lab-slave-1", &format!("docker -H {s} info -f '{{{{.ID}}}}'"));
+        assert_ne!(host_id, dind_id, "a separate engine");
+        assert!(info.ends_with(&format!("[http://{ip}:5000/]\n")), "dind uses the cache as mirror: {info}");
+        // A job's view: pull through the mirror, run a container, all inside dind.
+        on_host("lab-slave-1", &format!("docker -H {s} rmi busybox:1 >/dev/null 2>&1 || true; docker -H {s} pull -q busybox:1"));
+        assert_eq!(on_host("lab-slave-1", &format!("docker -H {s} run --rm busybox:1 echo job ran")), "job ran\n");
+        // Isolation: what a job starts in dind does not exist for the host's engine.
+        on_host("lab-slave-1", &format!("docker -H {s} run -d --name job-probe busybox:1 sleep 60 >/dev/null"));
+        assert_eq!(on_host("lab-slave-1", &format!("docker -H {s} ps -q --filter name=job-probe | wc -l")), "1\n");
+        assert_eq!(on_host("lab-slave-1", "docker ps -aq --filter name=job-probe | wc -l"), "0\n");
+        on_host("lab-slave-1", &format!("docker -H {s} rm -f job-probe >/dev/null"));
+        let restart = on_host("lab-slave-1", "docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' dind");
+        assert_eq!(restart, "always\n");
+    }
+
+    #[test]
+    fn cleanup_timers_are_active_and_their_services_run_cleanly() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        for unit in ["docker-cleanup", "docker-cleanup-dind"] {
+            let state = on_host("lab-slave-1", &format!("systemctl is-enabled {unit}.timer; systemctl is-active {unit}.timer"));
+            assert_eq!(state, "enabled\nactive\n", "{unit}.timer");
+            let result =
+                on_host("lab-slave-1", &format!("systemctl start {unit}.service; systemctl show -p Result --value {unit}.service"));
+            assert_eq!(result, "success\n", "{unit}.service");
+        }
+        let dind_exec = on_host("lab-slave-1", "systemctl show -p ExecStart --value docker-cleanup-dind.service");
+        assert!(dind_exec.contains("docker exec dind docker -H unix:///var/run/dind/docker.sock system prune"), "{dind_exec}");
+    }
+}
+
+mod ci_daemon {
+    use super::*;
+
+    /// Which daemon answers on the slave's TLS port: its data root.
+    fn tls_port_root() -> String {
+        let certs = lab_inventory().parent().unwrap().join("certs");
+        let (_, inv) = json_run(&["inventory", "--host", "lab-slave-1"]);
+        let port = inv["vars"]["lab_tls_port"].to_string();
+        let o = Command::new("/usr/bin/docker")
+            .arg("--tlsverify")
+            .arg("--tlscacert")
+            .arg(certs.join("ca.pem"))
+            .arg("--tlscert")
+            .arg(certs.join("client/cert.pem"))
+            .arg("--tlskey")
+            .arg(certs.join("client/key.pem"))
+            .args(["-H", &format!("tcp://127.0.0.1:{port}"), "info", "--format", "{{.DockerRootDir}}"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn a_dedicated_ci_daemon_takes_the_tls_port_and_leaves_cleanly() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        assert_eq!(tls_port_root(), "/var/lib/docker");
+
+        let (code, doc) = json_run(&["-e", "docker_ci_daemon=true", "apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        assert_eq!(tls_port_root(), "/var/lib/docker-ci", "the TLS port now reaches the CI daemon");
+        let ip = on_host(
+            "lab-slave-1",
+            "docker -H unix:///run/docker-ci.sock pull -q busybox:1 >/dev/null; docker -H unix:///run/docker-ci.sock run --rm busybox:1 ip -4 -o addr show eth0",
+        );
+        assert!(ip.contains(" 172.30."), "CI containers live on the CI bridge: {ip}");
+        assert!(!on_host("lab-slave-1", "cat /etc/docker/daemon.json").contains("tcp://"), "the host daemon keeps to its socket");
+        assert!(
+            on_host("lab-slave-1", "systemctl show -p ExecStart --value docker-cleanup.service").contains("unix:///run/docker-ci.sock"),
+            "cleanup prunes where builds run"
+        );
+        let (_, again) = json_run(&["-e", "docker_ci_daemon=true", "apply"]);
+        assert_eq!(again["hosts"]["lab-slave-1"]["changed"], 0, "{again}");
+
+        let (code, doc) = json_run(&["apply"]);
+        assert_eq!(code, Some(0), "turning it off converges: {doc}");
+        assert_eq!(tls_port_root(), "/var/lib/docker", "the host daemon has the TLS port back");
+        let gone = on_host(
+            "lab-slave-1",
+            "systemctl cat docker-ci.service >/dev/null 2>&1 && echo unit; [ -e /etc/docker-ci ] && echo config; \\
+             ip link show docker-ci0 >/dev/null 2>&1 && echo bridge; systemctl is-active docker-ci.service || true",
+        );
+        assert_eq!(gone, "inactive\n", "unit, config and bridge removed");
+        let (_, again) = json_run(&["apply"]);
+        assert_eq!(again["hosts"]["lab-slave-1"]["changed"], 0, "{again}");
+    }
+
+    #[test]
+    fn an_overlapping_bridge_is_refused_before_anything_runs() {
+        let _s = serial();
+        let before = on_host("lab-slave-1", FINGERPRINT);
+        let o = provision(&["-e", "docker_ci_daemon=true", "-e", "docker_ci_bridge_cidr=172.17.9.1/24", "apply"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            text(&o.stderr).contains("overlaps the host daemon's bridge") && text(&o.stderr).contains("-e #2:1:23"),
+            "{}",
+            text(&o.stderr)
+        );
+        assert!(o.stdout.is_empty(), "no host was touched");
+        assert_eq!(on_host("lab-slave-1", FINGERPRINT), before, "nothing changed on the host");
+    }
+}
+
+#[test]
+fn registry_credentials_never_show_in_plans_or_diffs() {
+    let _s = serial();
+    let secret = "Upstr3am-Passw0rd-xyz";
+    for format in ["human", "json"] {
+        let o = provision(&[
+            "-e",
+            "registry_remote_username=ci",
+            "-e",
+            &format!("registry_remote_password={secret}"),
+            "-vvv",
+            "plan",
+            "--format",
+            format,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        assert!(!all.contains(secret), "{format}: the password leaked");
+        assert!(all.contains("(secret content changed)"), "{format}: the config diff is replaced by a note: {all}");
+    }
+}
+
+mod debug_commands {
+    use super::*;
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn logs_by_role_and_by_name() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let o = provision(&["debug", "logs", "slave", "-n", "5"]);
+        assert!(o.status.success(), "{}", text(&o.stdout));
+        let out = text(&o.stdout);
+        assert!(out.contains("==> docker.service <==") && out.contains("dockerd["), "the slave's role logs: the docker journal\n{out}");
+        let o = provision(&["debug", "logs", "slave", "registry", "dind", "cleanup", "dind-cleanup", "-n", "3"]);
+        assert!(o.status.success(), "{}", text(&o.stdout));
+        let out = text(&o.stdout);
+        for h in ["==> registry-cache <==", "==> dind <==", "==> docker-cleanup.service <==", "==> docker-cleanup-dind.service <=="] {
+            assert!(out.contains(h), "{h} in\n{out}");
+        }
+        assert!(out.contains("listening on [::]:5000"), "the registry container's own log: {out}");
+        let o = provision(&["debug", "logs", "slave", "no-such-thing"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(text(&o.stdout).contains("no container or systemd unit named no-such-thing"));
+    }
+
+    #[test]
+    fn follow_streams_new_lines_until_ctrl_c_and_leaves_nothing_behind() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_provision"))
+            .args(["-i", lab_inventory().to_str().unwrap(), "debug", "logs", "slave", "cleanup", "-f", "-n", "0"])
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        // A run that starts after -f did: its lines can only come from following.
+        on_host("lab-slave-1", "systemctl start docker-cleanup.service");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                let done = line.contains("Finished docker-cleanup.service");
+                seen.push(line);
+                if done {
+                    break;
+                }
+            }
+        }
+        assert!(
+            seen.iter().any(|l| l.starts_with("lab-slave-1 docker-cleanup.service | ") && l.contains("Finished")),
+            "a line produced after -f started: {seen:?}"
+        );
+        let sent = Instant::now();
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(sent.elapsed() < Duration::from_secs(5), "Ctrl-C must end -f promptly");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "Ctrl-C is the normal end of -f: {status:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(on_host("lab-slave-1", "pgrep -x journalctl | wc -l"), "0\n", "the follower ended on the host");
+    }
+
+    #[test]
+    fn ps_lists_host_and_dind_containers() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let o = provision(&["debug", "ps", "slave"]);
+        assert!(o.status.success());
+        let out = text(&o.stdout);
+        assert!(out.contains("registry-cache") && out.contains("dind ") && out.contains("NAMES"), "{out}");
+        on_host("lab-slave-1", "docker -H unix:///var/run/provision-dind/docker.sock run -d --name ps-probe busybox:1 sleep 30 >/dev/null");
+        let o = provision(&["debug", "ps", "slave", "--dind"]);
+        on_host("lab-slave-1", "docker -H unix:///var/run/provision-dind/docker.sock rm -f ps-probe >/dev/null");
+        let out = text(&o.stdout);
+        assert!(o.status.success() && out.contains("ps-probe") && !out.contains("registry-cache"), "{out}");
+    }
+
+    #[test]
+    fn config_shows_files_with_secrets_redacted() {
+        let _s = serial();
+        let secret = "Cfg-Passw0rd-visible?";
+        assert_eq!(
+            json_run(&["-e", "registry_remote_username=ci", "-e", &format!("registry_remote_password={secret}"), "apply"]).0,
+            Some(0)
+        );
+        let o = provision(&["debug", "config", "slave"]);
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let out = text(&o.stdout);
+        assert!(o.status.success(), "{out}");
+        assert!(out.contains("==> /etc/docker/daemon.json <==") && out.contains("\"tlsverify\": true"), "{out}");
+        assert!(out.contains("==> /etc/registry-cache/config.yml <==") && out.contains("password: \"***\""), "{out}");
+        assert!(!out.contains(secret), "the password read from the host's file is redacted");
+    }
+
+    #[test]
+    fn cleanup_runs_the_service_and_shows_that_run() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        for args in [vec!["debug", "cleanup", "slave"], vec!["debug", "cleanup", "slave", "--dind"]] {
+            let o = provision(&args);
+            let out = text(&o.stdout);
+            assert!(o.status.success(), "{args:?}: {out}");
+            assert!(out.contains("Total reclaimed space") && out.contains("result: success"), "{args:?}: {out}");
+        }
+    }
+
+    #[test]
+    fn a_target_matching_nothing_is_bad_input() {
+        let _s = serial();
+        for sub in [
+            &["debug", "logs", "nowhere"][..],
+            &["debug", "ps", "nowhere"],
+            &["debug", "config", "nowhere"],
+            &["debug", "cleanup", "nowhere"],
+            &["debug", "exec", "nowhere", "--", "true"],
+        ] {
+            let o = provision(sub);
+            assert_eq!(o.status.code(), Some(2), "{sub:?}");
+            assert!(text(&o.stderr).contains("`nowhere` matches no host or group"), "{sub:?}: {}", text(&o.stderr));
+        }
+    }
+}
