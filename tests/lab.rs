@@ -179,10 +179,24 @@ fn unconverge_slave() {
 const FINGERPRINT: &str = "find /etc/systemd/system /etc/docker -xdev \\( -type f -o -type l \\) -exec sha256sum {} + 2>/dev/null | sort; \
     ls -la --time-style=full-iso /etc/systemd/system; systemctl is-enabled docker-cleanup.timer; systemctl is-active docker-cleanup.timer; true";
 
-#[test]
-fn converge_then_reapply_changes_nothing() {
-    let _s = serial();
+/// Puts the slave's docker back as the package left it (no TLS drop-in, no daemon.json, no
+/// cleanup units), as on a host provision has never touched.
+fn reset_slave_to_fresh() {
     unconverge_slave();
+    on_host(
+        "lab-slave-1",
+        "docker rm -f registry-cache dind >/dev/null 2>&1; rm -rf /etc/docker/daemon.json /etc/docker/tls /etc/systemd/system/docker.service.d; \
+         systemctl daemon-reload; systemctl reset-failed docker; systemctl restart docker",
+    );
+}
+
+#[test]
+fn converge_from_fresh_then_reapply_changes_nothing() {
+    let _s = serial();
+    // A first apply on a fresh host adds the TLS drop-in (daemon-reload, then restart docker) and
+    // unit files later in the run (daemon-reload again): the CI of an earlier session caught a
+    // restart that ran before systemd had read the new drop-in.
+    reset_slave_to_fresh();
     let (code, first) = json_run(&["apply"]);
     assert_eq!(code, Some(0), "{first}");
     assert!(first["hosts"]["lab-slave-1"]["changed"].as_u64().unwrap() >= 3, "{first}");
@@ -264,12 +278,16 @@ fn a_second_apply_on_a_locked_host_changes_nothing_and_says_why() {
     unconverge_slave();
     // Another run holds the per-host lock for a few seconds.
     let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab");
-    let holder = Command::new("bash")
+    let mut holder = Command::new("bash")
         .arg(lab)
-        .args(["docker", "exec", "lab-slave-1", "flock", "/run/provision.lock", "sleep", "4"])
+        .args(["docker", "exec", "lab-slave-1", "flock", "/run/provision.lock", "sh", "-c", "echo locked; sleep 4"])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Wait until the holder really has the lock: a fixed sleep raced with a slow first `docker exec`.
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "locked\n");
     let (code, doc) = json_run(&["apply"]);
     assert_eq!(code, Some(1));
     let slave = &doc["hosts"]["lab-slave-1"];

@@ -14,7 +14,8 @@ pub const LOCK_FILE: &str = "/run/provision.lock";
 pub struct ApplyPlan {
     /// (step index, script) for each changed step, in order.
     pub steps: Vec<(usize, String)>,
-    /// (handler index, after which step index it runs) for each handler due.
+    /// (handler index, after which step index it runs) for each handler due, in order. A
+    /// prerequisite handler may appear more than once (see [`plan`]).
     pub handlers: Vec<(usize, usize)>,
     /// Remote paths of the files uploaded for these steps: removed when the script exits,
     /// whether or not it reached the steps that use them.
@@ -24,6 +25,9 @@ pub struct ApplyPlan {
 /// Chooses what to apply: every change before the first failed step, the handlers those changes
 /// trigger, and the handlers an earlier run owes. A handler runs once, right after the last step
 /// that can notify it, so a `daemon-reload` lands after all unit files and before services start.
+/// A prerequisite handler (daemon-reload) due at a later point also runs before any other
+/// handler placed after one of its changed notifiers: a docker restart notified by a new
+/// drop-in must not run before systemd has read that drop-in.
 pub fn plan(desired: &Desired, facts: &Facts) -> ApplyPlan {
     let findings = &facts.findings;
     let first_failed = findings.iter().position(|f| matches!(f, Finding::Failed(_))).unwrap_or(findings.len());
@@ -34,16 +38,47 @@ pub fn plan(desired: &Desired, facts: &Facts) -> ApplyPlan {
             out.uploads.extend(c.uploads.iter().map(|u| u.remote.clone()));
         }
     }
+    // (handler, position, changed notifiers; an owed handler counts as changed before step 0)
+    let mut due: Vec<(usize, usize, Vec<Option<usize>>)> = Vec::new();
     for (h, handler) in desired.handlers.iter().enumerate() {
         let notifiers: Vec<usize> = notifiers(desired, handler);
         let Some(&last) = notifiers.iter().max() else { continue };
-        let owed = facts.pending.contains(&handler.id);
-        if owed || notifiers.iter().any(|i| out.steps.iter().any(|(s, _)| s == i)) {
-            out.handlers.push((h, last));
+        let mut changed: Vec<Option<usize>> =
+            notifiers.iter().filter(|i| out.steps.iter().any(|(s, _)| s == *i)).map(|&i| Some(i)).collect();
+        if facts.pending.contains(&handler.id) {
+            changed.insert(0, None);
+        }
+        if !changed.is_empty() {
+            due.push((h, last, changed));
         }
     }
-    out.handlers.sort_by_key(|&(h, after)| (after, h));
+    for (h, last, _) in due.iter().filter(|(h, ..)| !desired.handlers[*h].prerequisite) {
+        out.handlers.push((*h, *last));
+    }
+    for (p, p_last, changed) in due.iter().filter(|(h, ..)| desired.handlers[*h].prerequisite) {
+        let mut dependents: Vec<usize> = out.handlers.iter().map(|&(_, after)| after).filter(|after| after < p_last).collect();
+        dependents.sort_unstable();
+        dependents.dedup();
+        let mut flushed: Option<Option<usize>> = None;
+        for at in dependents {
+            let pending_before = changed.iter().any(|c| c.is_none_or(|c| c <= at) && flushed.is_none_or(|f| *c > f));
+            if pending_before {
+                out.handlers.push((*p, at));
+                flushed = Some(Some(at));
+            }
+        }
+        if changed.iter().any(|c| flushed.is_none_or(|f| *c > f)) {
+            out.handlers.push((*p, *p_last));
+        }
+    }
+    // At one point, prerequisites first, then definition order.
+    out.handlers.sort_by_key(|&(h, after)| (after, !desired.handlers[h].prerequisite, h));
     out
+}
+
+/// The section id of a handler's run after step `after`.
+pub fn handler_section(h: usize, after: usize) -> String {
+    format!("h{h}.{after}")
 }
 
 fn notifiers(desired: &Desired, handler: &Handler) -> Vec<usize> {
@@ -65,20 +100,23 @@ pub fn script(desired: &Desired, plan: &ApplyPlan, nonce: &str) -> String {
     // Record the handlers this run owes before changing anything: if it stops early (a failed
     // step, a lost connection), the next run finds them and runs them.
     if !plan.handlers.is_empty() {
-        let ids: Vec<String> = plan.handlers.iter().map(|&(h, _)| crate::vars::template::shell_quote(&desired.handlers[h].id)).collect();
+        let mut ids: Vec<String> =
+            plan.handlers.iter().map(|&(h, _)| crate::vars::template::shell_quote(&desired.handlers[h].id)).collect();
+        ids.sort();
+        ids.dedup();
         s.push_str(&format!("mkdir -p /var/lib/provision\nprintf '%s\\n' {} > {PENDING_FILE}\n", ids.join(" ")));
     }
     let mut handlers = plan.handlers.iter().peekable();
     for (i, body) in &plan.steps {
         // Handlers whose last possible notifier comes before this step run first.
-        while let Some(&&(h, _)) = handlers.peek().filter(|(_, after)| after < i) {
-            s.push_str(&sections::part(nonce, &format!("h{h}"), &desired.handlers[h].script, true));
+        while let Some(&&(h, after)) = handlers.peek().filter(|(_, after)| after < i) {
+            s.push_str(&sections::part(nonce, &handler_section(h, after), &desired.handlers[h].script, true));
             handlers.next();
         }
         s.push_str(&sections::part(nonce, &format!("r{i}"), body, true));
     }
-    for &(h, _) in handlers {
-        s.push_str(&sections::part(nonce, &format!("h{h}"), &desired.handlers[h].script, true));
+    for &(h, after) in handlers {
+        s.push_str(&sections::part(nonce, &handler_section(h, after), &desired.handlers[h].script, true));
     }
     s.push_str(&format!("rm -f {PENDING_FILE}\n"));
     s.push_str(&sections::done(nonce));
@@ -132,7 +170,33 @@ mod tests {
         let plan = plan(&d, &facts);
         // daemon-reload is due after step 0, restart app after step 1 (its last notifier, even
         // though step 1 itself did not change): both before step 2.
-        assert_eq!(order(&script(&d, &plan, "N")), ["r0", "h0", "h1", "r2"]);
+        assert_eq!(order(&script(&d, &plan, "N")), ["r0", "h0.0", "h1.1", "r2"]);
+    }
+
+    #[test]
+    fn a_reload_due_later_also_runs_before_a_restart_its_notifier_precedes() {
+        // A new drop-in (step 0) notifies reload and restart; the restart's last notifier is
+        // step 1, the reload's is step 3 (another unit file).
+        let mut d = Desired::default();
+        d.handler("restart docker", "systemctl restart docker");
+        d.handler_first("daemon-reload", "systemctl daemon-reload");
+        d.steps = vec![
+            Step::new(Fake("drop-in")).notify("daemon-reload").notify("restart docker"),
+            Step::new(Fake("daemon.json")).notify("restart docker"),
+            Step::new(Fake("container")),
+            Step::new(Fake("timer unit")).notify("daemon-reload"),
+        ];
+        let all = Facts { findings: vec![change("a"), Finding::Ok, change("c"), change("d")], pending: vec![] };
+        assert_eq!(order(&script(&d, &plan(&d, &all), "N")), ["r0", "h0.1", "h1.1", "r2", "r3", "h0.3"]);
+        // Only the later unit changed: the restart does not need the reload first.
+        let late = Facts { findings: vec![Finding::Ok, change("b"), Finding::Ok, change("d")], pending: vec![] };
+        assert_eq!(order(&script(&d, &plan(&d, &late), "N")), ["r1", "h1.1", "r3", "h0.3"]);
+        // Only the drop-in changed: one reload, before the restart.
+        let early = Facts { findings: vec![change("a"), Finding::Ok, Finding::Ok, Finding::Ok], pending: vec![] };
+        assert_eq!(order(&script(&d, &plan(&d, &early), "N")), ["r0", "h0.1", "h1.1"]);
+        // An owed reload runs before any restart.
+        let owed = Facts { findings: vec![Finding::Ok, change("b"), Finding::Ok, Finding::Ok], pending: vec!["daemon-reload".into()] };
+        assert_eq!(order(&script(&d, &plan(&d, &owed), "N")), ["r1", "h0.1", "h1.1"]);
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub struct Handler {
     pub id: String,
     /// POSIX sh to run.
     pub script: String,
+    /// A prerequisite of every other handler (a daemon-reload): it also runs before any other
+    /// handler due after one of its changed notifiers, so a restart never uses stale units.
+    pub prerequisite: bool,
 }
 
 /// Everything one host should look like.
@@ -122,15 +125,16 @@ impl Desired {
     /// Adds a handler unless one with the same id exists.
     pub fn handler(&mut self, id: &str, script: &str) {
         if !self.handlers.iter().any(|h| h.id == id) {
-            self.handlers.push(Handler { id: id.to_string(), script: script.to_string() });
+            self.handlers.push(Handler { id: id.to_string(), script: script.to_string(), prerequisite: false });
         }
     }
 
-    /// Adds a handler that runs before every other handler due at the same point (a systemd
+    /// Adds a prerequisite handler: it runs before every other handler due at the same point,
+    /// and also before any later handler once one of its notifiers changed (a systemd
     /// daemon-reload must precede the restarts that depend on it).
     pub fn handler_first(&mut self, id: &str, script: &str) {
         if !self.handlers.iter().any(|h| h.id == id) {
-            self.handlers.insert(0, Handler { id: id.to_string(), script: script.to_string() });
+            self.handlers.insert(0, Handler { id: id.to_string(), script: script.to_string(), prerequisite: true });
         }
     }
 }

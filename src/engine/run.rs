@@ -132,8 +132,15 @@ async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &sections::Fr
         diff: None,
         error,
     };
+    // A prerequisite handler may run more than once; it is reported once.
+    let mut due_handlers: Vec<usize> = Vec::new();
+    for &(h, _) in &plan.handlers {
+        if !due_handlers.contains(&h) {
+            due_handlers.push(h);
+        }
+    }
     if opts.check || (plan.steps.is_empty() && plan.handlers.is_empty()) {
-        results.extend(plan.handlers.iter().map(|&(h, _)| handler_result(h, Status::Changed, None)));
+        results.extend(due_handlers.iter().map(|&h| handler_result(h, Status::Changed, None)));
         return HostReport::new(host, results, None);
     }
     for (i, _) in &plan.steps {
@@ -194,10 +201,16 @@ async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &sections::Fr
             }
         }
     }
-    for &(h, _) in &plan.handlers {
-        results.push(match framed.sections.iter().find(|s| s.id == format!("h{h}")) {
-            Some(s) if s.rc == 0 => handler_result(h, Status::Changed, None),
+    for &h in &due_handlers {
+        let runs: Vec<Option<&sections::Section>> = plan
+            .handlers
+            .iter()
+            .filter(|&&(hh, _)| hh == h)
+            .map(|&(_, after)| framed.sections.iter().find(|s| s.id == apply::handler_section(h, after)))
+            .collect();
+        results.push(match runs.iter().flatten().find(|s| s.rc != 0) {
             Some(s) => handler_result(h, Status::Failed, Some(format!("exit {}: {}", s.rc, s.body.trim()))),
+            None if runs.iter().all(Option::is_some) => handler_result(h, Status::Changed, None),
             None => handler_result(h, unreached_status, Some(unreached.into())),
         });
     }
