@@ -77,19 +77,60 @@ pub struct SharedFact {
     pub script: String,
 }
 
-/// A resource and the handlers its change triggers.
+/// A boxed future, for the async hooks of [`Deferred`].
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A step whose desired state depends on a file already on the host, and on something outside
+/// it (a config file that keeps the tokens it holds while GitLab still accepts them). The probe
+/// also reads [`Deferred::reads`]; before planning, [`Deferred::resolve`] builds the resource
+/// from that content. The step's placeholder resource probes the same thing as the resolved one
+/// will, so facts still cost one round trip.
+pub trait Deferred: Send + Sync {
+    /// Absolute path of the (small) file the probe reads.
+    fn reads(&self) -> String;
+    /// The resource to plan, from the file's current content (`None`: no such file), and
+    /// notes for the report. In check mode it must change nothing anywhere.
+    fn resolve<'a>(&'a self, current: Option<&'a [u8]>, check: bool) -> BoxFuture<'a, Result<Resolved, String>>;
+    /// After an apply: `applied` is whether the resolved change is on the host (`None`:
+    /// unknown, the connection was lost). Returns notes for the report.
+    fn finish(&self, applied: Option<bool>) -> BoxFuture<'_, Vec<String>>;
+}
+
+/// What [`Deferred::resolve`] decided.
 #[derive(Debug)]
+pub struct Resolved {
+    /// The resource to plan and apply.
+    pub resource: Box<dyn Resource>,
+    /// What happened outside the host, e.g. `runner ci registered`.
+    pub notes: Vec<String>,
+}
+
+/// A resource and the handlers its change triggers.
 pub struct Step {
     /// The resource.
     pub resource: Box<dyn Resource>,
     /// Ids of handlers to run when it changes.
     pub notify: Vec<String>,
+    /// Set when the resource is only known after the probe (see [`Deferred`]).
+    pub deferred: Option<std::sync::Arc<dyn Deferred>>,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step").field("resource", &self.resource).field("notify", &self.notify).finish_non_exhaustive()
+    }
 }
 
 impl Step {
     /// A step notifying nothing.
     pub fn new(resource: impl Resource + 'static) -> Self {
-        Step { resource: Box::new(resource), notify: Vec::new() }
+        Step { resource: Box::new(resource), notify: Vec::new(), deferred: None }
+    }
+
+    /// A step resolved after the probe; `placeholder` must probe what the resolved resource
+    /// will (e.g. a secret file at the same path).
+    pub fn deferred(placeholder: impl Resource + 'static, deferred: std::sync::Arc<dyn Deferred>) -> Self {
+        Step { resource: Box::new(placeholder), notify: Vec::new(), deferred: Some(deferred) }
     }
 
     /// Adds a handler to notify on change.

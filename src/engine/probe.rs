@@ -23,10 +23,37 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
     }
     for (i, step) in desired.steps.iter().enumerate() {
         s.push_str(&sections::part(nonce, &format!("r{i}"), &step.resource.probe(), false));
+        if let Some(d) = &step.deferred {
+            let read = format!(
+                "f={}
+if [ -f \"$f\" ]; then echo present; base64 < \"$f\"; else echo absent; fi",
+                crate::vars::template::shell_quote(&d.reads())
+            );
+            s.push_str(&sections::part(nonce, &deferred_section(i), &read, false));
+        }
     }
     s.push_str(&sections::part(nonce, "pending", &format!("cat {PENDING_FILE} 2>/dev/null || true"), false));
     s.push_str(&sections::done(nonce));
     s
+}
+
+/// The id of the probe section holding a deferred step's file.
+pub fn deferred_section(step: usize) -> String {
+    format!("d{step}")
+}
+
+/// The content a deferred step's read section holds (`None`: no such file).
+pub fn deferred_content(body: &str) -> Result<Option<Vec<u8>>, String> {
+    use base64::Engine;
+    let (head, rest) = body.split_once('\n').unwrap_or((body, ""));
+    match head.trim() {
+        "absent" => Ok(None),
+        "present" => {
+            let b64: String = rest.lines().collect();
+            base64::engine::general_purpose::STANDARD.decode(b64.trim()).map(Some).map_err(|e| format!("bad file content: {e}"))
+        }
+        other => Err(format!("unexpected `{other}` reading a file")),
+    }
 }
 
 /// What the probe found for one step.
@@ -55,7 +82,9 @@ pub fn plan(desired: &Desired, framed: &Framed) -> Result<Facts, String> {
     if !framed.done {
         return Err("the fact-gathering script did not finish (connection lost or output cut)".into());
     }
-    let (pending, steps) = match framed.sections.split_last() {
+    // Deferred steps' file reads were consumed by `resolve` before planning.
+    let sections: Vec<&sections::Section> = framed.sections.iter().filter(|s| !s.id.starts_with('d')).collect();
+    let (pending, steps) = match sections.split_last() {
         Some((last, steps)) if last.id == "pending" => (last, steps),
         _ => return Err("the fact-gathering output lacks its last part".into()),
     };

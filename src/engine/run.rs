@@ -72,7 +72,7 @@ pub async fn run_all(jobs: Vec<Job>, opts: Options) -> Vec<HostReport> {
 }
 
 /// Connects, gathers facts, plans, and (unless checking) applies, for one host.
-pub async fn run_host(job: Job, opts: Options) -> HostReport {
+pub async fn run_host(mut job: Job, opts: Options) -> HostReport {
     let host = job.connection.host.clone();
     let mut ssh = match Ssh::connect(&job.connection).await {
         Ok(s) => s,
@@ -91,18 +91,71 @@ pub async fn run_host(job: Job, opts: Options) -> HostReport {
         facts = ssh.run(&script).await;
     }
     let report = match facts.map_err(|e| e.to_string()).and_then(|out| framed_output(&out, &nonce)) {
-        Ok(framed) => converge(&ssh, &host, &job.desired, &framed, opts).await,
+        Ok(framed) => {
+            let resolved = resolve_deferred(&mut job.desired, &framed, opts.check).await;
+            match probe::plan(&job.desired, &framed) {
+                Ok(mut facts) => {
+                    for (i, r) in &resolved {
+                        if let Err(e) = r {
+                            facts.findings[*i] = Finding::Failed(e.clone());
+                        }
+                    }
+                    let mut report = converge(&ssh, &host, &job.desired, &facts, opts).await;
+                    finish_deferred(&job.desired, resolved, &mut report, opts.check).await;
+                    report
+                }
+                Err(e) => HostReport::failed(&host, e),
+            }
+        }
         Err(e) => HostReport::failed(&host, e),
     };
     ssh.close().await;
     report
 }
 
-async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &sections::Framed, opts: Options) -> HostReport {
-    let facts = match probe::plan(desired, facts) {
-        Ok(f) => f,
-        Err(e) => return HostReport::failed(host, e),
-    };
+/// Resolves every deferred step from the file its probe read; returns each step's notes or
+/// error.
+async fn resolve_deferred(desired: &mut Desired, framed: &sections::Framed, check: bool) -> Vec<(usize, Result<Vec<String>, String>)> {
+    let mut out = Vec::new();
+    for (i, step) in desired.steps.iter_mut().enumerate() {
+        let Some(d) = step.deferred.clone() else { continue };
+        let id = probe::deferred_section(i);
+        let result = match framed.sections.iter().find(|s| s.id == id) {
+            None => Err("the fact-gathering output lacks a file read".to_string()),
+            Some(s) if s.rc != 0 => Err(format!("reading {} failed (exit {}): {}", d.reads(), s.rc, s.body.trim())),
+            Some(s) => match probe::deferred_content(&s.body) {
+                Err(e) => Err(e),
+                Ok(current) => d.resolve(current.as_deref(), check).await.map(|r| {
+                    step.resource = r.resource;
+                    r.notes
+                }),
+            },
+        };
+        out.push((i, result));
+    }
+    out
+}
+
+/// Tells deferred steps how their apply went, and adds every note to the report.
+async fn finish_deferred(desired: &Desired, resolved: Vec<(usize, Result<Vec<String>, String>)>, report: &mut HostReport, check: bool) {
+    for (i, result) in resolved {
+        let Ok(notes) = result else { continue };
+        let Some(d) = &desired.steps[i].deferred else { continue };
+        let Some(r) = report.resources.get_mut(i) else { continue };
+        r.changes.splice(0..0, notes);
+        if check {
+            continue;
+        }
+        let applied = match r.status {
+            Status::Ok | Status::Changed => Some(true),
+            Status::Failed if r.error.as_deref().is_some_and(|e| e.starts_with("outcome unknown")) => None,
+            Status::Failed | Status::Skipped => Some(false),
+        };
+        r.changes.extend(d.finish(applied).await);
+    }
+}
+
+async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &probe::Facts, opts: Options) -> HostReport {
     let findings = &facts.findings;
     let mut results: Vec<ResourceResult> = desired
         .steps
@@ -117,7 +170,7 @@ async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &sections::Fr
             ResourceResult { id: step.resource.id(), status, changes, diff, error }
         })
         .collect();
-    let plan = apply::plan(desired, &facts);
+    let plan = apply::plan(desired, facts);
     // Steps after a failed one are not attempted.
     if let Some(first) = findings.iter().position(|f| matches!(f, Finding::Failed(_))) {
         for r in results.iter_mut().skip(first + 1).filter(|r| r.status == Status::Changed) {

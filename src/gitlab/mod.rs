@@ -228,6 +228,14 @@ pub async fn ensure_runner(
     registration: &Registration,
     spec: &RunnerSpec,
 ) -> Result<Ensured, GitlabError> {
+    // A token given in the vars is the one to use, whatever the host has.
+    if let Registration::RunnerToken(t) = registration {
+        Redactor::add(t);
+        if !client.verify(t).await? {
+            return Err(GitlabError::TokenRejected { runner: spec.description.clone(), url: client.url().to_string() });
+        }
+        return Ok(Ensured { token: t.clone(), created: false });
+    }
     if let Some(token) = existing.filter(|t| !t.is_empty()) {
         Redactor::add(token);
         if client.verify(token).await? {
@@ -235,16 +243,31 @@ pub async fn ensure_runner(
         }
     }
     let token = match registration {
-        Registration::RunnerToken(t) => {
-            if !client.verify(t).await? {
-                return Err(GitlabError::TokenRejected { runner: spec.description.clone(), url: client.url().to_string() });
-            }
-            return Ok(Ensured { token: t.clone(), created: false });
-        }
+        Registration::RunnerToken(_) => unreachable!("handled above"),
         Registration::AccessToken(pat) => client.create_runner(pat, spec).await?,
         Registration::RegistrationToken(reg) => client.register_legacy(reg, spec).await?,
     };
     Ok(Ensured { token, created: true })
+}
+
+/// What [`ensure_runner`] would do, changing nothing in GitLab (check mode): `Some(token)` when
+/// a token is kept, `None` when a runner would be created.
+pub async fn check_runner(
+    client: &Client,
+    existing: Option<&str>,
+    registration: &Registration,
+    spec: &RunnerSpec,
+) -> Result<Option<String>, GitlabError> {
+    if let Registration::RunnerToken(_) = registration {
+        return ensure_runner(client, existing, registration, spec).await.map(|e| Some(e.token));
+    }
+    match existing.filter(|t| !t.is_empty()) {
+        Some(token) => {
+            Redactor::add(token);
+            Ok(client.verify(token).await?.then(|| token.to_string()))
+        }
+        None => Ok(None),
+    }
 }
 
 /// reqwest is built without a default TLS crypto provider: use ring (already used for

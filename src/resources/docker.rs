@@ -116,10 +116,24 @@ impl Resource for Image {
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
         let (head, _) = first_line(state);
+        let mut what = None;
         if head.starts_with("sha256:") {
-            return Ok(None);
-        }
-        if head != "absent" {
+            // An archive rebuilt under the same tag holds another image: load it again.
+            let archived = match &self.archive {
+                Some(local) => super::image_archive::image_id(local, &self.reference)
+                    .map_err(|e| format!("cannot read image archive {}: {e}", local.display()))?,
+                None => None,
+            };
+            match archived {
+                Some(id) if id != head => {
+                    what = Some(format!(
+                        "reloaded from {} (the archive holds another image)",
+                        self.archive.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                    ))
+                }
+                _ => return Ok(None),
+            }
+        } else if head != "absent" {
             return Err(format!("unexpected `{head}`"));
         }
         let docker = self.daemon.cli();
@@ -134,7 +148,7 @@ impl Resource for Image {
                 let remote = format!("/var/tmp/provision-image-{}.tar", &digest[..16]);
                 let script = format!("f={}\ntrap 'rm -f \"$f\"' EXIT\n{docker} load -i \"$f\" >/dev/null\n{check}", q(&remote));
                 Change {
-                    what: vec![format!("loaded from {}", local.display())],
+                    what: vec![what.unwrap_or_else(|| format!("loaded from {}", local.display()))],
                     diff: None,
                     script,
                     uploads: vec![Upload { local: local.clone(), remote }],
@@ -192,6 +206,9 @@ pub struct Container {
     pub daemon: Daemon,
     /// Env values are secret: never shown.
     pub secret_env: bool,
+    /// The image id the container must run, when known before the run (an image loaded from an
+    /// archive in the same apply); else the id the reference has on the host now.
+    pub image_id: Option<String>,
 }
 
 /// The label that records which spec a container was created from.
@@ -215,6 +232,7 @@ impl Container {
             stop_timeout: 10,
             daemon: Daemon::default(),
             secret_env: false,
+            image_id: None,
         }
     }
 
@@ -301,7 +319,8 @@ impl Resource for Container {
                 if label != self.spec_hash() {
                     why.push("spec changed");
                 }
-                if image_line != "none" && *image_id != image_line {
+                let want = self.image_id.as_deref().unwrap_or(image_line);
+                if want != "none" && *image_id != want {
                     why.push("image changed");
                 }
                 if !why.is_empty() {

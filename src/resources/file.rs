@@ -32,6 +32,8 @@ pub struct File {
     pub group: String,
     /// Never show or fetch the content (keys, tokens).
     pub secret: bool,
+    /// For a secret file: a redacted (current, new) pair to diff instead of the content.
+    pub redacted_view: Option<(String, String)>,
 }
 
 impl File {
@@ -44,6 +46,7 @@ impl File {
             owner: "root".into(),
             group: "root".into(),
             secret: false,
+            redacted_view: None,
         }
     }
 
@@ -68,6 +71,13 @@ impl File {
     /// Marks the content secret: never diffed, never read back.
     pub fn secret(mut self) -> Self {
         self.secret = true;
+        self
+    }
+
+    /// Shows the diff of `current` and `new` for this secret file: both with their secrets
+    /// already replaced (e.g. tokens in a config file), so settings changes stay reviewable.
+    pub fn redacted_view(mut self, current: String, new: String) -> Self {
+        self.redacted_view = Some((current, new));
         self
     }
 
@@ -108,7 +118,13 @@ impl File {
 
     fn diff(&self, current: Option<&[u8]>, current_known: bool) -> Option<Diff> {
         if self.secret {
-            return Some(Diff::Secret);
+            return Some(match &self.redacted_view {
+                Some((o, n)) => {
+                    let before = if o.is_empty() { "/dev/null" } else { self.path.as_str() };
+                    Diff::Text(similar::TextDiff::from_lines(o, n).unified_diff().context_radius(3).header(before, &self.path).to_string())
+                }
+                None => Diff::Secret,
+            });
         }
         let new: &[u8] = match &self.ensure {
             Ensure::Present(c) => c,

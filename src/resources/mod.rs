@@ -5,6 +5,7 @@
 pub mod directory;
 pub mod docker;
 pub mod file;
+pub mod image_archive;
 pub mod netlink;
 pub mod package;
 pub mod service;

@@ -48,8 +48,9 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let image = ctx.str("dind_image");
     let socket_dir = ctx.str("dind_socket_dir");
     desired.steps.push(Step::new(Directory::new(&socket_dir)));
-    desired.steps.push(super::registry::image_step(ctx, &image, Daemon::default()));
+    desired.steps.push(super::image_step(ctx, &image, Daemon::default()));
     let mut c = Container::new(CONTAINER, &image);
+    c.image_id = super::archived_image_id(ctx, &image);
     let mut command = vec!["dockerd".to_string(), format!("--host=unix://{SOCKET_IN_CONTAINER}")];
     if let Some(mirror) = super::registry::mirror_url(ctx) {
         command.push(format!("--registry-mirror={mirror}"));

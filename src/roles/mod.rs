@@ -9,7 +9,7 @@ pub mod dind;
 pub mod docker_client;
 pub mod docker_tls;
 pub mod registry;
-pub mod runner_toml;
+pub mod runner;
 
 use minijinja::value::{Serde, Value};
 use serde_json::Value as Json;
@@ -20,10 +20,10 @@ use crate::project::{HostSpec, Project};
 use crate::vars::VarMap;
 use crate::vars::schema::VarSpec;
 
-/// Roles of hosts in the `slave` group (those implemented so far).
+/// Roles of hosts in the `slave` group.
 pub const SLAVE_ROLES: &[&str] = &["docker_tls", "registry", "dind", "cleanup"];
-/// Roles of hosts in the `master` group (those implemented so far).
-pub const MASTER_ROLES: &[&str] = &["docker_client_certs"];
+/// Roles of hosts in the `master` group.
+pub const MASTER_ROLES: &[&str] = &["docker_client_certs", "runner"];
 
 /// A role: its name, defaults (YAML), var types, and how it builds resources.
 pub struct Role {
@@ -38,7 +38,7 @@ pub struct Role {
 }
 
 /// Every role, in the order they apply on a host.
-pub const ROLES: &[&Role] = &[&docker_tls::ROLE, &registry::ROLE, &dind::ROLE, &docker_client::ROLE, &cleanup::ROLE];
+pub const ROLES: &[&Role] = &[&docker_tls::ROLE, &registry::ROLE, &dind::ROLE, &docker_client::ROLE, &runner::ROLE, &cleanup::ROLE];
 
 /// What a role sees of a host.
 pub struct RoleContext<'a> {
@@ -70,6 +70,20 @@ impl RoleContext<'_> {
         std::fs::read(&path).map_err(|e| InputError::plain(format!("cannot read {}: {e} (run `provision certs generate`)", path.display())))
     }
 
+    /// An error pointing at where the var `name` is set (role defaults included).
+    pub fn error_at(&self, name: &str, message: String, label: &str) -> InputError {
+        match self.host.vars.get(name) {
+            Some(r) => InputError::at(r.span, message, label),
+            None => InputError::plain(format!("{}: {message}", self.host.vars.host)),
+        }
+    }
+
+    /// A path on this machine from a var: `~` expanded, relative to the inventory's directory.
+    pub fn local_path(&self, p: &str) -> std::path::PathBuf {
+        let p = crate::vars::template::expand_home(p);
+        if p.is_absolute() { p } else { self.project.inventory.dir().join(p) }
+    }
+
     /// Renders an embedded template with the host's vars.
     pub fn render(&self, template_name: &str, source: &str) -> Result<String, InputError> {
         self.render_with(template_name, source, serde_json::Map::new())
@@ -87,6 +101,25 @@ impl RoleContext<'_> {
             .render_str(source, Value::from(Serde(&Json::Object(ctx))))
             .map_err(|e| InputError::plain(format!("rendering {template_name} for {}: {e}", self.host.vars.host)))
     }
+}
+
+/// An image step: loaded from `image_archives` when the vars give an archive for it, else pulled.
+pub fn image_step(ctx: &RoleContext, reference: &str, daemon: crate::resources::docker::Daemon) -> crate::engine::Step {
+    crate::engine::Step::new(crate::resources::docker::Image {
+        reference: reference.to_string(),
+        archive: image_archive(ctx, reference),
+        daemon,
+    })
+}
+
+fn image_archive(ctx: &RoleContext, reference: &str) -> Option<std::path::PathBuf> {
+    ctx.var("image_archives").get(reference).and_then(Json::as_str).map(|p| ctx.local_path(p))
+}
+
+/// The image id a container of `reference` must run when the image comes from an archive (so
+/// a rebuilt archive under the same tag recreates the container in the same run).
+pub fn archived_image_id(ctx: &RoleContext, reference: &str) -> Option<String> {
+    image_archive(ctx, reference).and_then(|p| crate::resources::image_archive::image_id(&p, reference).ok().flatten())
 }
 
 /// The role defaults of every role, as one var layer.

@@ -8,7 +8,7 @@ use super::{Role, RoleContext};
 use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::resources::directory::Directory;
-use crate::resources::docker::{Container, Daemon, Image};
+use crate::resources::docker::{Container, Daemon};
 use crate::resources::file::File;
 use crate::vars::schema::{Kind, VarSpec};
 
@@ -42,15 +42,6 @@ pub fn mirror_url(ctx: &RoleContext) -> Option<String> {
         .then(|| format!("http://{}:{}", ctx.host.connection.private_address, ctx.var("registry_port").as_i64().unwrap_or(5000)))
 }
 
-/// An image step: loaded from `image_archives` when the vars give an archive for it, else pulled.
-pub fn image_step(ctx: &RoleContext, reference: &str, daemon: Daemon) -> Step {
-    let archive = ctx.var("image_archives").get(reference).and_then(Json::as_str).map(|p| {
-        let p = crate::vars::template::expand_home(p);
-        if p.is_absolute() { p } else { ctx.project.inventory.dir().join(p) }
-    });
-    Step::new(Image { reference: reference.to_string(), archive, daemon })
-}
-
 fn config_yml(ctx: &RoleContext) -> String {
     let remote = ctx.str("registry_remote_url");
     let mut y = String::from(
@@ -77,8 +68,9 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     desired.steps.push(Step::new(Directory::new(&conf_dir).mode(0o700)));
     let file = File::new(&format!("{conf_dir}/config.yml"), config.clone()).mode(0o600);
     desired.steps.push(Step::new(if has_secret { file.secret() } else { file }));
-    desired.steps.push(image_step(ctx, &image, Daemon::default()));
+    desired.steps.push(super::image_step(ctx, &image, Daemon::default()));
     let mut c = Container::new("registry-cache", &image);
+    c.image_id = super::archived_image_id(ctx, &image);
     c.volumes = vec![format!("{data}:/var/lib/registry"), format!("{conf_dir}/config.yml:/etc/docker/registry/config.yml:ro")];
     c.ports = vec![format!("{}:{}:5000", ctx.str("registry_bind"), ctx.var("registry_port").as_i64().unwrap_or(5000))];
     c.labels.insert("io.provision.config".into(), hex::encode(Sha256::digest(config.as_bytes()))[..16].to_string());

@@ -35,8 +35,8 @@ pub fn config(project: &Project, target: &str) -> Result<i32> {
     let hosts = project.hosts(Some(target))?;
     let results = super::run_on_each(&hosts, |h| {
         let mut files = Vec::new();
-        if h.vars.groups.iter().any(|g| g == "master") {
-            files.push(h.vars.str("runner_config_path").unwrap_or("/etc/gitlab-runner/config.toml").to_string());
+        if roles::has_role(h, roles::runner::ROLE.name) {
+            files.push(format!("{}/config.toml", h.vars.str("runner_config_dir").unwrap_or("/etc/gitlab-runner")));
         }
         if roles::has_role(h, roles::docker_tls::ROLE.name) {
             files.push("/etc/docker/daemon.json".into());

@@ -18,8 +18,11 @@ pub fn default_units(host: &HostSpec) -> Vec<String> {
             units.push("docker-ci.service".to_string());
         }
     }
-    if host.vars.groups.iter().any(|g| g == "master") {
-        units.push("gitlab-runner".to_string());
+    if roles::has_role(host, roles::runner::ROLE.name) {
+        units.push(match host.vars.str("runner_install") {
+            Some("package") => "gitlab-runner.service".to_string(),
+            _ => host.vars.str("runner_container_name").unwrap_or("gitlab-runner").to_string(),
+        });
     }
     units
 }

@@ -34,6 +34,8 @@ pub struct S3Cache {
     pub bucket_location: String,
     /// Cache shared between runners.
     pub shared: bool,
+    /// Access key and secret key (secrets); `None`: the instance's IAM role.
+    pub credentials: Option<(String, String)>,
 }
 
 /// One `[[runners]]` section.
@@ -100,6 +102,12 @@ pub fn render(concurrent: u32, check_interval: u32, runners: &[RunnerSection]) -
             s3["ServerAddress"] = value(&c.server_address);
             s3["BucketName"] = value(&c.bucket_name);
             s3["BucketLocation"] = value(&c.bucket_location);
+            if let Some((access, secret)) = &c.credentials {
+                s3["AccessKey"] = value(access);
+                s3["SecretKey"] = value(secret);
+            } else {
+                s3["AuthenticationType"] = value("iam");
+            }
             ct["s3"] = Item::Table(s3);
             t["cache"] = Item::Table(ct);
         }
@@ -152,12 +160,28 @@ fn to_value(j: &Json) -> Option<toml_edit::Value> {
     })
 }
 
-/// The token of each runner (by name) in an existing config.toml. Text that does not parse
-/// yields nothing: the runners are then registered again rather than the run failing.
-pub fn tokens(existing: &str) -> BTreeMap<String, String> {
+/// A runner found in an existing config.toml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Existing {
+    /// Its authentication token (secret).
+    pub token: String,
+    /// The GitLab it is registered with.
+    pub url: String,
+}
+
+/// The runners (by name) of an existing config.toml. Text that does not parse yields nothing:
+/// the runners are then registered again rather than the run failing.
+pub fn tokens(existing: &str) -> BTreeMap<String, Existing> {
     let Ok(doc) = existing.parse::<DocumentMut>() else { return BTreeMap::new() };
     let Some(runners) = doc.get("runners").and_then(Item::as_array_of_tables) else { return BTreeMap::new() };
-    runners.iter().filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t.get("token")?.as_str()?.to_string()))).collect()
+    runners
+        .iter()
+        .filter_map(|t| {
+            let token = t.get("token")?.as_str()?.to_string();
+            let url = t.get("url").and_then(Item::as_str).unwrap_or_default().to_string();
+            Some((t.get("name")?.as_str()?.to_string(), Existing { token, url }))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -185,6 +209,7 @@ mod tests {
                 bucket_name: "ci-cache".into(),
                 bucket_location: "eu-west-1".into(),
                 shared: true,
+                credentials: None,
             }),
             extra: serde_json::from_str(
                 r#"{"docker": {"shm_size": 0, "volumes": ["/cache"]}, "output_limit": 8192, "custom_build_dir": {"enabled": true}}"#,
@@ -219,8 +244,9 @@ mod tests {
         second.token = "glrt-other".into();
         let text = render(2, 3, &[runner(), second]);
         let t = tokens(&text);
-        assert_eq!(t["ci-master-docker"], "glrt-secret\"quoted");
-        assert_eq!(t["other"], "glrt-other");
+        assert_eq!(t["ci-master-docker"].token, "glrt-secret\"quoted");
+        assert_eq!(t["other"].token, "glrt-other");
+        assert_eq!(t["other"].url, "https://gitlab.example.com");
         assert!(tokens("this is [not toml").is_empty());
         assert!(tokens("concurrent = 1\n").is_empty());
         assert!(tokens("[[runners]]\nname = \"x\"\n").is_empty(), "a runner without a token");

@@ -1,0 +1,270 @@
+//! The `runners` var: one entry per `[[runners]]` section, checked key by key, with defaults
+//! from the role's vars and the docker host taken from the slave's inventory entry.
+
+use serde_json::{Map, Value as Json};
+
+use super::config_toml::{DockerSection, RunnerSection, S3Cache};
+use crate::error::InputError;
+use crate::gitlab::{Registration, RunnerSpec, Scope};
+use crate::roles::{RoleContext, dind};
+use crate::vars::secret::Redactor;
+
+/// Keys a `runners` entry may have.
+const KEYS: &[&str] = &[
+    "name",
+    "url",
+    "token",
+    "runner_type",
+    "group_id",
+    "project_id",
+    "tags",
+    "run_untagged",
+    "locked",
+    "executor",
+    "limit",
+    "environment",
+    "image",
+    "privileged",
+    "volumes",
+    "slave",
+    "docker_host",
+    "dind",
+    "cache",
+    "extra",
+];
+
+/// A runner to configure and register.
+#[derive(Debug, Clone)]
+pub struct PlannedRunner {
+    /// Its config.toml section (token filled in at registration).
+    pub section: RunnerSection,
+    /// How it gets a token.
+    pub registration: Registration,
+    /// What GitLab is told about it.
+    pub spec: RunnerSpec,
+}
+
+/// Reads and checks the `runners` var.
+pub fn runners(ctx: &RoleContext) -> Result<Vec<PlannedRunner>, InputError> {
+    let err = |msg: String| ctx.error_at("runners", msg, "in this `runners` list");
+    let list = ctx.var("runners").as_array().cloned().unwrap_or_default();
+    let mut out: Vec<PlannedRunner> = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        let Json::Object(map) = entry else { return Err(err(format!("runners[{i}] must be a mapping with at least `name`"))) };
+        let r = Entry { map, at: format!("runners[{i}]"), err: &err };
+        for key in map.keys() {
+            if !KEYS.contains(&key.as_str()) {
+                let help = crate::inventory::did_you_mean(key, KEYS.iter().copied());
+                let e = err(format!("{}: unknown key `{key}`", r.at));
+                return Err(match help {
+                    Some(h) => e.with_help(format!("did you mean `{h}`?")),
+                    None => e.with_help(format!("known keys: {}", KEYS.join(", "))),
+                });
+            }
+        }
+        let planned = planned(ctx, &r)?;
+        if out.iter().any(|o| o.section.name == planned.section.name) {
+            return Err(err(format!("{}: a second runner named `{}` (names must be unique on a host)", r.at, planned.section.name)));
+        }
+        out.push(planned);
+    }
+    Ok(out)
+}
+
+struct Entry<'a> {
+    map: &'a Map<String, Json>,
+    at: String,
+    err: &'a dyn Fn(String) -> InputError,
+}
+
+impl Entry<'_> {
+    fn str(&self, key: &str) -> Result<Option<String>, InputError> {
+        match self.map.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s.clone())),
+            Some(Json::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err((self.err)(format!("{}.{key} must be a string", self.at))),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, InputError> {
+        match self.map.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(Json::String(s)) if matches!(s.as_str(), "yes" | "true") => Ok(Some(true)),
+            Some(Json::String(s)) if matches!(s.as_str(), "no" | "false") => Ok(Some(false)),
+            Some(_) => Err((self.err)(format!("{}.{key} must be true or false", self.at))),
+        }
+    }
+
+    fn uint(&self, key: &str) -> Result<Option<u64>, InputError> {
+        match self.map.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| (self.err)(format!("{}.{key} must be a whole number ≥ 0", self.at))),
+        }
+    }
+
+    fn list(&self, key: &str) -> Result<Vec<String>, InputError> {
+        match self.map.get(key) {
+            None | Some(Json::Null) => Ok(Vec::new()),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Json::String(s) => Ok(s.clone()),
+                    Json::Number(n) => Ok(n.to_string()),
+                    _ => Err((self.err)(format!("{}.{key} must be a list of strings", self.at))),
+                })
+                .collect(),
+            Some(_) => Err((self.err)(format!("{}.{key} must be a list of strings", self.at))),
+        }
+    }
+}
+
+fn planned(ctx: &RoleContext, r: &Entry) -> Result<PlannedRunner, InputError> {
+    let name = r.str("name")?.filter(|n| !n.is_empty()).ok_or_else(|| (r.err)(format!("{}: `name` is required", r.at)))?;
+    let url = r.str("url")?.unwrap_or_else(|| ctx.str("gitlab_url"));
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err((r.err)(format!("{}: url `{url}` must start with https:// (or http://)", r.at)));
+    }
+    let registration = registration(ctx, r, &name)?;
+    let tags = r.list("tags")?;
+    let scope = match r.str("runner_type")?.as_deref().unwrap_or("instance_type") {
+        "instance" | "instance_type" => Scope::Instance,
+        "group" | "group_type" => {
+            Scope::Group(r.uint("group_id")?.ok_or_else(|| (r.err)(format!("{}: a group runner needs `group_id`", r.at)))?)
+        }
+        "project" | "project_type" => {
+            Scope::Project(r.uint("project_id")?.ok_or_else(|| (r.err)(format!("{}: a project runner needs `project_id`", r.at)))?)
+        }
+        other => return Err((r.err)(format!("{}.runner_type `{other}`: expected instance, group or project", r.at))),
+    };
+    let spec = RunnerSpec {
+        description: name.clone(),
+        run_untagged: r.bool("run_untagged")?.unwrap_or(tags.is_empty()),
+        locked: r.bool("locked")?.unwrap_or(false),
+        tags,
+        scope,
+    };
+    let executor = r.str("executor")?.unwrap_or_else(|| "docker".into());
+    let mut environment = r.list("environment")?;
+    let docker = if executor.starts_with("docker") { Some(docker(ctx, r, &mut environment)?) } else { None };
+    let extra = match r.map.get("extra") {
+        None | Some(Json::Null) => Map::new(),
+        Some(Json::Object(m)) => m.clone(),
+        Some(_) => return Err((r.err)(format!("{}.extra must be a mapping (merged into the [[runners]] section)", r.at))),
+    };
+    let section = RunnerSection {
+        name,
+        url,
+        token: String::new(),
+        executor,
+        limit: r.uint("limit")?.map(|l| l as u32),
+        environment,
+        docker,
+        cache: if r.bool("cache")?.unwrap_or(true) { cache(ctx) } else { None },
+        extra,
+    };
+    Ok(PlannedRunner { section, registration, spec })
+}
+
+fn registration(ctx: &RoleContext, r: &Entry, name: &str) -> Result<Registration, InputError> {
+    if let Some(t) = r.str("token")?.filter(|t| !t.is_empty()) {
+        Redactor::add(&t);
+        return Ok(Registration::RunnerToken(t));
+    }
+    let pat = ctx.str("gitlab_api_token");
+    if !pat.is_empty() {
+        return Ok(Registration::AccessToken(pat));
+    }
+    let reg = ctx.str("gitlab_registration_token");
+    if !reg.is_empty() {
+        return Ok(Registration::RegistrationToken(reg));
+    }
+    Err((r.err)(format!("{}: runner `{name}` has no way to register with GitLab", r.at)).with_help(
+        "give it `token: glrt-...` (created in GitLab's UI), or set gitlab_api_token (a personal access token with \
+         create_runner) or the legacy gitlab_registration_token, e.g. `gitlab_api_token: \"{{ env('GITLAB_TOKEN') }}\"`",
+    ))
+}
+
+/// `[runners.docker]`: by default the TLS daemon of the first slave, with the client
+/// certificates installed on this host.
+fn docker(ctx: &RoleContext, r: &Entry, environment: &mut Vec<String>) -> Result<DockerSection, InputError> {
+    let mut volumes = r.list("volumes")?;
+    if volumes.is_empty() {
+        volumes.push("/cache".into());
+    }
+    let slave = slave(ctx, r)?;
+    if r.bool("dind")?.unwrap_or(false) {
+        // A path on the slave: job containers run on its daemon, beside the dind container.
+        let socket_dir = slave.as_ref().map_or_else(|| "/var/run/provision-dind".to_string(), |s| s.dind_socket_dir.clone());
+        let in_job = dind::SOCKET_IN_CONTAINER.trim_end_matches("/docker.sock");
+        volumes.push(format!("{socket_dir}:{in_job}"));
+        environment.push(format!("DOCKER_HOST=unix://{}", dind::SOCKET_IN_CONTAINER));
+    }
+    let host = match r.str("docker_host")? {
+        Some(h) if !h.is_empty() => Some(h),
+        _ => slave.map(|s| s.docker_host),
+    };
+    let tls = host.as_deref().is_some_and(|h| h.starts_with("tcp://"));
+    Ok(DockerSection {
+        tls_verify: tls,
+        tls_cert_path: tls.then(|| ctx.str("docker_client_cert_path")),
+        host,
+        image: r.str("image")?.unwrap_or_else(|| ctx.str("runner_job_image")),
+        privileged: r.bool("privileged")?.unwrap_or(false),
+        volumes,
+    })
+}
+
+/// What a runner needs to know of its slave.
+struct Slave {
+    /// `tcp://<private address>:<TLS port>`.
+    docker_host: String,
+    /// Where the slave's dind socket directory is.
+    dind_socket_dir: String,
+}
+
+/// The runner's slave (its `slave` key, else the first host of the `slave` group); `None` when
+/// there is none (jobs then use the local socket).
+fn slave(ctx: &RoleContext, r: &Entry) -> Result<Option<Slave>, InputError> {
+    let inv = &ctx.project.inventory;
+    let name = match r.str("slave")? {
+        Some(n) => {
+            if !inv.hosts.contains_key(&n) {
+                return Err((r.err)(format!("{}.slave: no host `{n}` in the inventory", r.at)));
+            }
+            n
+        }
+        None => match crate::inventory::limit::select(inv, "slave").ok().and_then(|h| h.into_iter().next()) {
+            Some(n) => n,
+            None => return Ok(None),
+        },
+    };
+    let slave = ctx
+        .project
+        .resolve(std::slice::from_ref(&name))
+        .map_err(|e| InputError::plain(format!("resolving slave `{name}` for {}: {e}", r.at)))?;
+    let slave = &slave[0];
+    let port = slave.vars.get("docker_tls_port").and_then(|v| v.value.as_i64()).unwrap_or(2376);
+    Ok(Some(Slave {
+        docker_host: format!("tcp://{}:{port}", slave.connection.private_address),
+        dind_socket_dir: slave.vars.str("dind_socket_dir").unwrap_or("/var/run/provision-dind").to_string(),
+    }))
+}
+
+fn cache(ctx: &RoleContext) -> Option<S3Cache> {
+    let bucket = ctx.str("runner_cache_s3_bucket");
+    if bucket.is_empty() {
+        return None;
+    }
+    let access = ctx.str("runner_cache_s3_access_key");
+    let secret = ctx.str("runner_cache_s3_secret_key");
+    Redactor::add(&secret);
+    Some(S3Cache {
+        server_address: ctx.str("runner_cache_s3_server_address"),
+        bucket_name: bucket,
+        bucket_location: ctx.str("runner_cache_s3_region"),
+        shared: ctx.var("runner_cache_shared").as_bool().unwrap_or(true),
+        credentials: (!access.is_empty()).then_some((access, secret)),
+    })
+}
