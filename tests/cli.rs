@@ -143,3 +143,54 @@ fn missing_default_inventory_is_a_clear_error() {
     let o = Command::new(env!("CARGO_BIN_EXE_provision")).args(["inventory", "--format", "json"]).current_dir(dir.path()).output().unwrap();
     assert!(o.status.success(), "falls back to inventory.yml: {}", text(&o.stderr));
 }
+
+/// A project in a temporary directory: a master and a slave nobody listens for (desired states
+/// are built before any host is contacted), and `group_vars/all.yaml`.
+fn project(all_vars: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        "all:\n  children:\n    master:\n      hosts:\n        m1: {address: 127.0.0.1, port: 1}\n    slave:\n      hosts:\n        s1: {address: 127.0.0.1, port: 1, private_address: 10.9.9.9}\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("group_vars")).unwrap();
+    std::fs::write(dir.path().join("group_vars/all.yaml"), all_vars).unwrap();
+    dir
+}
+
+fn plan_in(dir: &tempfile::TempDir) -> Output {
+    let inv = dir.path().join("inventory.yaml");
+    provision(&["-i", inv.to_str().unwrap(), "plan", "--limit", "master"])
+}
+
+#[test]
+fn bad_runner_entries_are_input_errors_that_point_at_the_var() {
+    let cases = [
+        ("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n    tagz: [docker]\n", "runners[0]: unknown key `tagz`", "did you mean `tags`?"),
+        ("gitlab_api_token: glpat-x\nrunners:\n  - tags: [docker]\n", "runners[0]: `name` is required", ""),
+        ("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n  - name: a\n", "a second runner named `a`", ""),
+        ("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n    runner_type: group\n", "a group runner needs `group_id`", ""),
+        ("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n    url: gitlab.example.com\n", "must start with https://", ""),
+        ("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n    limit: lots\n", "runners[0].limit must be a whole number", ""),
+        ("runners:\n  - name: a\n", "runner `a` has no way to register with GitLab", "gitlab_api_token"),
+        ("gitlab_api_token: glpat-x\nrunner_install: snap\n", "runner_install must be `container` or `package`", ""),
+    ];
+    for (vars, message, help) in cases {
+        let dir = project(vars);
+        let o = plan_in(&dir);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{vars}: {err}");
+        assert!(err.contains(message), "{vars}: expected {message:?} in\n{err}");
+        assert!(err.contains(help), "{vars}: expected {help:?} in\n{err}");
+        assert!(err.contains("group_vars/all.yaml"), "the error names the file: {err}");
+        assert!(!err.contains("glpat-x"), "no token in errors: {err}");
+    }
+}
+
+#[test]
+fn a_runner_naming_an_unknown_slave_is_an_error() {
+    let dir = project("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n    slave: s2\n");
+    let o = plan_in(&dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("runners[0].slave: no host `s2` in the inventory"), "{}", text(&o.stderr));
+}
