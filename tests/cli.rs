@@ -166,7 +166,11 @@ fn plan_in(dir: &tempfile::TempDir) -> Output {
 #[test]
 fn bad_runner_entries_are_input_errors_that_point_at_the_var() {
     let cases = [
-        ("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n    tagz: [docker]\n", "runners[0]: unknown key `tagz`", "did you mean `tags`?"),
+        (
+            "gitlab_api_token: glpat-x\nrunners:\n  - name: a\n    tagz: [docker]\n",
+            "runners[0]: unknown key `tagz`",
+            "did you mean `tags`?",
+        ),
         ("gitlab_api_token: glpat-x\nrunners:\n  - tags: [docker]\n", "runners[0]: `name` is required", ""),
         ("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n  - name: a\n", "a second runner named `a`", ""),
         ("gitlab_api_token: glpat-x\nrunners:\n  - name: a\n    runner_type: group\n", "a group runner needs `group_id`", ""),

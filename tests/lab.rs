@@ -1089,3 +1089,31 @@ mod runner {
         on_host("lab-master-1", "apt-get purge -y -q gitlab-runner >/dev/null");
     }
 }
+
+mod faults {
+    //! Faults and bad input against the lab: what breaks must break cleanly.
+
+    use super::*;
+
+    #[test]
+    fn a_daemon_json_docker_refuses_is_rolled_back_and_docker_keeps_running() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let good = on_host("lab-slave-1", "sha256sum /etc/docker/daemon.json");
+        let bad = r#"{"docker_daemon_config": {"no-such-option": true}}"#;
+        let (code, doc) = json_run(&["-e", bad, "apply", "--limit", "slave"]);
+        assert_eq!(code, Some(1), "{doc}");
+        let slave = doc["hosts"]["lab-slave-1"].to_string();
+        assert!(slave.contains("docker.service failed to start with the new configuration"), "{slave}");
+        assert!(slave.contains("/etc/docker/daemon.json"), "says what it restored: {slave}");
+        assert!(slave.contains("running again with it"), "{slave}");
+        assert!(slave.contains("no-such-option"), "dockerd's own message is shown: {slave}");
+        assert_eq!(on_host("lab-slave-1", "sha256sum /etc/docker/daemon.json"), good, "the previous daemon.json is back");
+        assert_eq!(on_host("lab-slave-1", "systemctl is-active docker"), "active\n");
+        assert_eq!(on_host("lab-slave-1", "ls /etc/docker/ | grep -c provision- || true"), "0\n", "no leftovers");
+        // The registry cache and dind came back with docker (restart policy).
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let (_, again) = json_run(&["apply"]);
+        assert_eq!(again["hosts"]["lab-slave-1"]["changed"], 0, "{again}");
+    }
+}

@@ -34,6 +34,43 @@ pub struct File {
     pub secret: bool,
     /// For a secret file: a redacted (current, new) pair to diff instead of the content.
     pub redacted_view: Option<(String, String)>,
+    /// sh checking the new content before it replaces the file; `"$t"` is the temp file (e.g.
+    /// `dockerd --validate --config-file "$t"`). A failure leaves the file as it was.
+    pub validate: Option<String>,
+    /// Keep what the file held before (see [`PREVIOUS_SUFFIX`]), so a service that fails with
+    /// the new content can be given the old one back ([`restore_previous_script`]).
+    pub keep_previous: bool,
+}
+
+/// Beside a file written with `keep_previous`: its content before the change.
+pub const PREVIOUS_SUFFIX: &str = ".provision-prev";
+/// Beside a file written with `keep_previous` that did not exist before the change.
+pub const WAS_ABSENT_SUFFIX: &str = ".provision-was-absent";
+
+/// sh putting back what `paths` held before their last change (removing those that did not
+/// exist); prints the paths it restored.
+pub fn restore_previous_script(paths: &[&str]) -> String {
+    let mut s = String::new();
+    for p in paths {
+        let (prev, absent) = (q(&format!("{p}{PREVIOUS_SUFFIX}")), q(&format!("{p}{WAS_ABSENT_SUFFIX}")));
+        s.push_str(&format!(
+            "if [ -f {prev} ]; then mv -f {prev} {f}; echo {f}; elif [ -f {absent} ]; then rm -f {f} {absent}; echo {f}; fi
+",
+            f = q(p)
+        ));
+    }
+    s
+}
+
+/// sh forgetting the previous contents of `paths` (the new ones work).
+pub fn forget_previous_script(paths: &[&str]) -> String {
+    let all: Vec<String> =
+        paths.iter().flat_map(|p| [q(&format!("{p}{PREVIOUS_SUFFIX}")), q(&format!("{p}{WAS_ABSENT_SUFFIX}"))]).collect();
+    format!(
+        "rm -f {}
+",
+        all.join(" ")
+    )
 }
 
 impl File {
@@ -47,7 +84,21 @@ impl File {
             group: "root".into(),
             secret: false,
             redacted_view: None,
+            validate: None,
+            keep_previous: false,
         }
+    }
+
+    /// Checks new content with `script` before writing it (see [`File::validate`]).
+    pub fn validate(mut self, script: &str) -> Self {
+        self.validate = Some(script.to_string());
+        self
+    }
+
+    /// Keeps the previous content for a rollback (see [`File::keep_previous`]).
+    pub fn keep_previous(mut self) -> Self {
+        self.keep_previous = true;
+        self
     }
 
     /// A file that must not exist.
@@ -107,8 +158,25 @@ impl File {
             lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
             lines.push('\n');
         }
+        let validate = match &self.validate {
+            Some(v) => format!(
+                "( {v} ) >&2 || {{ echo 'the new content of {} was refused (not written)' >&2; exit 1; }}\n",
+                self.path.replace('\'', "")
+            ),
+            None => String::new(),
+        };
+        let keep = if self.keep_previous {
+            // Only the first change since the last good restart is kept: that is what worked.
+            let (prev, absent) = (q(&format!("{}{PREVIOUS_SUFFIX}", self.path)), q(&format!("{}{WAS_ABSENT_SUFFIX}", self.path)));
+            format!(
+                "if [ ! -f {prev} ] && [ ! -f {absent} ]; then if [ -f {p} ]; then cp -p {p} {prev}; else : > {absent}; fi; fi\n",
+                p = q(&self.path)
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "d={dir}\nt=\"$d\"/{tmp}\ntrap 'rm -f \"$t\"' EXIT\nmkdir -p \"$d\"\nbase64 -d > \"$t\" <<'PROVISION_EOF'\n{lines}PROVISION_EOF\n{meta}mv -f \"$t\" {path}\ntrap - EXIT\n",
+            "d={dir}\nt=\"$d\"/{tmp}\ntrap 'rm -f \"$t\"' EXIT\nmkdir -p \"$d\"\nbase64 -d > \"$t\" <<'PROVISION_EOF'\n{lines}PROVISION_EOF\n{meta}{validate}{keep}mv -f \"$t\" {path}\ntrap - EXIT\n",
             dir = q(dir),
             tmp = q(&format!(".{name}.provision-tmp")),
             meta = set_meta("\"$t\"", &self.owner, &self.group, self.mode),

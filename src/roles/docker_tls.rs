@@ -9,11 +9,16 @@ use crate::error::InputError;
 use crate::resources::directory::Directory;
 use crate::resources::file::File;
 use crate::resources::netlink::LinkAbsent;
-use crate::resources::service::{Service, restart_script, unit_file, unit_file_absent};
+use crate::resources::service::{Service, restart_or_restore_script, restart_script, unit_file, unit_file_absent, unit_file_from};
 use crate::vars::schema::{Kind, VarSpec};
 
 /// Handler that restarts the host daemon.
 pub const RESTART_DOCKER: &str = "restart docker";
+const DAEMON_JSON: &str = "/etc/docker/daemon.json";
+const DROP_IN: &str = "/etc/systemd/system/docker.service.d/provision.conf";
+/// dockerd checks a config file itself since docker 23 (`--validate`); older ones are checked
+/// when they start (and the previous file is restored if they do not).
+const VALIDATE_DAEMON_JSON: &str = "if dockerd --help 2>&1 | grep -q -e '--validate'; then dockerd --validate --config-file \"$t\"; fi";
 /// Handler that restarts the dedicated CI daemon.
 pub const RESTART_DOCKER_CI: &str = "restart docker-ci";
 /// Whether `host` runs the dedicated CI daemon (`docker_ci_daemon`).
@@ -85,7 +90,7 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let host = &ctx.host.vars.host;
     let dir = ctx.str("docker_tls_dir");
     let certs = ctx.certs;
-    desired.handler(RESTART_DOCKER, &restart_script("docker.service", false));
+    desired.handler(RESTART_DOCKER, &restart_or_restore_script("docker.service", &[DAEMON_JSON, DROP_IN]));
     desired.steps.push(Step::new(Directory::new(&dir).mode(0o755)));
     for (name, content, secret) in [
         ("ca.pem", ctx.read_cert(certs.ca_cert())?, false),
@@ -103,12 +108,13 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
         ci_daemon_absent(ctx, desired)?;
     }
     let host_json = daemon_json(ctx, &dir, !ci)?;
-    desired.steps.push(Step::new(File::new("/etc/docker/daemon.json", host_json)).notify(RESTART_DOCKER));
+    let json = File::new(DAEMON_JSON, host_json).validate(VALIDATE_DAEMON_JSON).keep_previous();
+    desired.steps.push(Step::new(json).notify(RESTART_DOCKER));
     let dropin = format!(
         "# Managed by provision: the listen addresses are in /etc/docker/daemon.json, so -H fd://\n# (which conflicts with them) is cleared here.\n[Service]\nExecStart=\nExecStart=dockerd {} $DOCKER_OPTS\n",
         ctx.str("docker_dockerd_args")
     );
-    let step = unit_file(desired, "docker.service.d/provision.conf", dropin).notify(RESTART_DOCKER);
+    let step = unit_file_from(desired, File::new(DROP_IN, dropin).keep_previous()).notify(RESTART_DOCKER);
     desired.steps.push(step);
     desired.steps.push(Step::new(Service::running("docker.service")));
     if ci { ci_daemon(ctx, desired, &dir) } else { Ok(()) }
