@@ -1116,4 +1116,116 @@ mod faults {
         let (_, again) = json_run(&["apply"]);
         assert_eq!(again["hosts"]["lab-slave-1"]["changed"], 0, "{again}");
     }
+
+    #[test]
+    fn shell_metacharacters_in_values_reach_hosts_only_quoted() {
+        let _s = serial();
+        on_host("lab-slave-1", "rm -f /tmp/pwned*");
+        on_host("lab-master-1", "rm -f /tmp/pwned*");
+        let filter = "until=1h $(touch /tmp/pwned1); touch /tmp/pwned2 `touch /tmp/pwned3`";
+        let runners = r#"{"runners": [{"name": "x$(touch /tmp/pwned4); touch /tmp/pwned5", "tags": ["'; touch /tmp/pwned6; '"]}]}"#;
+        let filter_var = serde_json::json!({ "cleanup_prune_filter": filter }).to_string();
+        let (code, doc) = json_run(&["-e", &filter_var, "-e", runners, "apply"]);
+        assert_eq!(code, Some(0), "{doc}");
+        let unit = on_host("lab-slave-1", "cat /etc/systemd/system/docker-cleanup.service");
+        assert!(unit.contains(filter), "the value is written literally: {unit}");
+        // Running the service passes the value to docker as one argument: no shell runs it.
+        let _ = provision(&["-e", &filter_var, "debug", "cleanup", "slave"]);
+        let toml = on_host("lab-master-1", "cat /etc/gitlab-runner/config.toml");
+        assert!(toml.contains(r#"name = "x$(touch /tmp/pwned4); touch /tmp/pwned5""#), "{toml}");
+        for h in ["lab-slave-1", "lab-master-1"] {
+            assert_eq!(on_host(h, "ls /tmp | grep -c pwned || true"), "0\n", "nothing ran on {h}");
+        }
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+    }
+
+    #[test]
+    fn secrets_never_show_in_any_output_mode() {
+        let _s = serial();
+        let lab = lab_inventory().parent().unwrap();
+        let password = "Upstr3am-Passw0rd-grep";
+        let pat = "glpat-lab-create-runner";
+        let key_lines: Vec<String> = ["certs/client/key.pem", "certs/ca-key.pem", "certs/server/lab-slave-1-key.pem"]
+            .iter()
+            .map(|p| std::fs::read_to_string(lab.join(p)).unwrap().lines().nth(1).unwrap().to_string())
+            .collect();
+        on_host("lab-master-1", "rm -f /etc/gitlab-runner/config.toml; docker rm -f gitlab-runner >/dev/null 2>&1 || true");
+        let creds = ["-e", "registry_remote_username=ci", "-e"];
+        let pw = format!("registry_remote_password={password}");
+        let mut outputs = Vec::new();
+        for args in [
+            vec!["plan"],
+            vec!["apply", "--diff", "-vvv"],
+            vec!["apply", "--diff", "--format", "json", "-vvv"],
+            vec!["plan", "--format", "json"],
+            vec!["inventory"],
+            vec!["inventory", "--format", "json"],
+            vec!["debug", "config", "all"],
+        ] {
+            let mut all: Vec<&str> = creds.to_vec();
+            all.push(&pw);
+            all.extend(args.iter().copied());
+            let o = provision(&all);
+            outputs.push((args.join(" "), format!("{}{}", text(&o.stdout), text(&o.stderr))));
+        }
+        let token = super::runner_token();
+        let mut secrets = vec![password.to_string(), pat.to_string(), token];
+        secrets.extend(key_lines);
+        for (mode, out) in &outputs {
+            for s in &secrets {
+                assert!(!out.contains(s.as_str()), "`{mode}` printed a secret ({}...):\n{out}", &s[..6]);
+            }
+        }
+        assert!(outputs[1].1.contains("token = \"***\""), "the runner's config diff is there, redacted: {}", outputs[1].1);
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+    }
+
+    #[test]
+    fn a_changed_host_key_is_refused_unless_checking_is_off() {
+        let _s = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        let o = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()]).output().unwrap();
+        assert!(o.status.success());
+        let public = std::fs::read_to_string(dir.path().join("k.pub")).unwrap();
+        let inv = std::fs::read_to_string(lab_inventory()).unwrap();
+        let port = inv
+            .split("lab-slave-1:")
+            .nth(1)
+            .unwrap()
+            .split("port: ")
+            .nth(1)
+            .unwrap()
+            .split([',', '}', '\n'])
+            .next()
+            .unwrap()
+            .trim()
+            .to_string();
+        let kh = dir.path().join("known_hosts");
+        std::fs::write(&kh, format!("[127.0.0.1]:{port} {}", public.split_whitespace().take(2).collect::<Vec<_>>().join(" "))).unwrap();
+        let khs = kh.to_str().unwrap();
+        let o = provision(&["-e", &format!("ssh_known_hosts_file={khs}"), "debug", "exec", "lab-slave-1", "--", "true"]);
+        assert_eq!(o.status.code(), Some(1));
+        let out = text(&o.stdout);
+        assert!(out.contains("UNREACHABLE") && out.contains("host key"), "{out}");
+        let o = provision(&[
+            "-e",
+            &format!("ssh_known_hosts_file={khs}"),
+            "-e",
+            "ssh_host_key_checking=false",
+            "debug",
+            "exec",
+            "lab-slave-1",
+            "--",
+            "true",
+        ]);
+        assert!(o.status.success(), "opting out connects: {}", text(&o.stdout));
+    }
+}
+
+/// The runner token the lab's GitLab double handed out last (secret).
+fn runner_token() -> String {
+    let o = Command::new("curl").args(["-fsS", "http://127.0.0.1:5998/lab/state"]).output().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    state["runners"].as_array().and_then(|r| r.last()).and_then(|r| r["token"].as_str()).unwrap_or("no-runner-yet").to_string()
 }
