@@ -34,8 +34,31 @@ pub struct Job {
     pub desired: Desired,
 }
 
+/// Set by the first Ctrl-C: hosts not yet changing anything stop there; apply scripts already
+/// running on hosts finish (they are one script each, under the host's lock), and the report
+/// says which hosts were not applied. A second Ctrl-C exits at once.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the run was interrupted.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn watch_ctrl_c() {
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+            eprintln!("\ninterrupted: finishing what hosts are already applying; nothing new starts (Ctrl-C again to quit now)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
 /// Runs every job concurrently (at most `forks` at once); reports in job order.
 pub async fn run_all(jobs: Vec<Job>, opts: Options) -> Vec<HostReport> {
+    watch_ctrl_c();
     let total = jobs.len();
     let progress = (std::io::stderr().is_terminal() && total > 0).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -196,9 +219,22 @@ async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &probe::Facts
         results.extend(due_handlers.iter().map(|&h| handler_result(h, Status::Changed, None)));
         return HostReport::new(host, results, None);
     }
+    let not_applied = |mut results: Vec<ResourceResult>, why: &str| {
+        for (i, _) in &plan.steps {
+            results[*i].status = Status::Skipped;
+            results[*i].error = Some(format!("not applied: {why}"));
+        }
+        HostReport::new(host, results, Some(format!("{why}: nothing was changed on this host")))
+    };
+    let mut uploaded: Vec<&str> = Vec::new();
     for (i, _) in &plan.steps {
         if let Finding::Change(c) = &findings[*i] {
             for u in &c.uploads {
+                if interrupted() {
+                    remove_uploads(ssh, &uploaded).await;
+                    return not_applied(results, "interrupted (Ctrl-C)");
+                }
+                uploaded.push(&u.remote);
                 if let Err(e) = ssh.upload(&u.local, &u.remote).await {
                     results[*i].status = Status::Failed;
                     results[*i].error = Some(e.to_string());
@@ -206,6 +242,10 @@ async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &probe::Facts
                 }
             }
         }
+    }
+    if interrupted() {
+        remove_uploads(ssh, &uploaded).await;
+        return not_applied(results, "interrupted (Ctrl-C)");
     }
     let nonce = sections::nonce();
     let script = apply::script(desired, &plan, &nonce);
@@ -269,6 +309,14 @@ async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &probe::Facts
     }
     let error = lost.then(|| "the apply script did not finish: the connection was lost (owed handlers run on the next apply)".to_string());
     HostReport::new(host, results, error)
+}
+
+/// Removes files uploaded for an apply that will not run (its script would have).
+async fn remove_uploads(ssh: &Ssh, paths: &[&str]) {
+    if !paths.is_empty() {
+        let quoted: Vec<String> = paths.iter().map(|p| crate::vars::template::shell_quote(p)).collect();
+        let _ = ssh.run(&format!("rm -f {}", quoted.join(" "))).await;
+    }
 }
 
 /// Runs a framed script and parses its output; a failed transport, a refused sudo or broken
