@@ -1118,6 +1118,21 @@ mod faults {
     }
 
     #[test]
+    fn a_unit_systemd_rejects_is_never_installed() {
+        let _s = serial();
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+        let before = on_host("lab-slave-1", "sha256sum /etc/systemd/system/docker-cleanup.timer");
+        let (code, doc) = json_run(&["-e", r#"{"cleanup_on_calendar": "every tuesday-ish"}"#, "apply", "--limit", "slave"]);
+        assert_eq!(code, Some(1), "{doc}");
+        let slave = doc["hosts"]["lab-slave-1"].to_string();
+        assert!(slave.contains("Failed to parse calendar specification"), "systemd's own words: {slave}");
+        assert!(slave.contains("was refused (not written)"), "{slave}");
+        assert_eq!(on_host("lab-slave-1", "sha256sum /etc/systemd/system/docker-cleanup.timer"), before, "the old timer stays");
+        assert_eq!(on_host("lab-slave-1", "systemctl is-active docker-cleanup.timer"), "active\n");
+        assert_eq!(json_run(&["apply"]).0, Some(0));
+    }
+
+    #[test]
     fn shell_metacharacters_in_values_reach_hosts_only_quoted() {
         let _s = serial();
         on_host("lab-slave-1", "rm -f /tmp/pwned*");

@@ -51,8 +51,22 @@ pub fn unit_file(desired: &mut Desired, name: &str, content: String) -> Step {
 }
 
 /// A unit file given as a [`File`] (for options such as `keep_previous`), with a daemon-reload.
+/// A whole unit (not a drop-in) is checked with `systemd-analyze verify` before it replaces the
+/// old one, where the host has it.
 pub fn unit_file_from(desired: &mut Desired, file: File) -> Step {
     desired.handler_first(DAEMON_RELOAD, "systemctl daemon-reload");
+    let name = file.path.rsplit('/').next().unwrap_or_default().to_string();
+    let whole_unit = !file.path.contains(".d/") && name.contains('.') && !name.ends_with(".conf");
+    let file = if whole_unit && file.ensure != super::file::Ensure::Absent {
+        // verify needs the unit's own name; the temp file has another.
+        file.validate(&format!(
+            "if command -v systemd-analyze >/dev/null 2>&1; then vd=$(mktemp -d); cp \"$t\" \"$vd\"/{n}; \
+             systemd-analyze verify \"$vd\"/{n}; rc=$?; rm -rf \"$vd\"; [ \"$rc\" -eq 0 ]; fi",
+            n = q(&name)
+        ))
+    } else {
+        file
+    };
     Step::new(file).notify(DAEMON_RELOAD)
 }
 
