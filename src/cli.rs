@@ -186,5 +186,8 @@ pub enum CloudCommand {
         /// Terminate the orphans found (after confirmation)
         #[arg(long)]
         terminate: bool,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
     },
 }

@@ -6,6 +6,7 @@
 
 pub mod certs;
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod engine;
 pub mod error;

@@ -79,6 +79,17 @@ impl Project {
         if errors.is_empty() { Ok(out) } else { Err(from_many(errors)) }
     }
 
+    /// Vars that belong to no host (the `all` group's, role defaults and `-e`), e.g. `cloud`,
+    /// which describes hosts that may not exist yet.
+    pub fn global_vars(&self) -> Result<HostVars, InputError> {
+        const NAME: &str = "(no host)";
+        let mut inv = self.inventory.clone();
+        let id = crate::source::register_named(NAME.into(), String::new());
+        inv.hosts
+            .insert(NAME.into(), inventory::Host { name: NAME.into(), span: crate::source::Span::new(id, 0, 0), vars: Default::default() });
+        resolve_host(&inv, &self.sources, NAME, &self.env)
+    }
+
     /// Selects with `--limit` and resolves in one go.
     pub fn hosts(&self, pattern: Option<&str>) -> Result<Vec<HostSpec>, Error> {
         let names = self.select(pattern)?;

@@ -2,6 +2,7 @@
 
 mod apply;
 mod certs;
+mod cloud;
 mod debug;
 mod inventory;
 
@@ -35,12 +36,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Apply(args) => apply::run(g, args, false),
         Command::Plan(args) => apply::run(g, args, true),
         Command::Certs(cmd) => certs::run(g, cmd),
-        Command::Cloud(_) => not_yet("cloud", 7),
+        Command::Cloud(cmd) => cloud::run(g, cmd),
     }
-}
-
-fn not_yet(what: &str, issue: u32) -> Result<i32> {
-    Err(Error::Other(format!("`provision {what}` is not implemented yet (tracked in issue {issue})")))
 }
 
 fn init_tracing(verbose: u8) {

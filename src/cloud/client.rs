@@ -1,0 +1,30 @@
+//! The SDK clients, configured the standard AWS way (environment, profile, SSO; region from
+//! the `cloud` var or the usual lookup; `AWS_ENDPOINT_URL` for S3/EC2-compatible endpoints such
+//! as moto), with rustls on ring for HTTPS.
+
+/// EC2 and S3 clients for one stack.
+pub struct Clients {
+    /// EC2.
+    pub ec2: aws_sdk_ec2::Client,
+    /// S3.
+    pub s3: aws_sdk_s3::Client,
+    /// The region in use.
+    pub region: String,
+}
+
+/// Builds the clients.
+pub async fn connect(region: Option<&str>) -> Clients {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    let conf = loader.load().await;
+    let region = conf.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    // A custom endpoint (moto, MinIO) serves buckets by path, not by host name.
+    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(path_style).build());
+    Clients { ec2: aws_sdk_ec2::Client::new(&conf), s3, region }
+}

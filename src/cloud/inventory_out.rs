@@ -1,0 +1,45 @@
+//! The inventory `cloud apply` writes: the stack's instances in their groups, with the ids the
+//! runner configuration needs as vars. Regenerated whole on every apply.
+
+use super::network::Outputs;
+use super::spec::CloudSpec;
+
+/// The inventory text.
+pub fn render(spec: &CloudSpec, out: &Outputs, region: &str) -> String {
+    let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    let mut y = format!(
+        "# Written by `provision cloud apply` for stack {}: regenerated on every apply, do not edit.\n\
+         # Use it with `provision -i {} apply`; group_vars/ and host_vars/ beside it apply as usual.\nall:\n  vars:\n",
+        spec.stack, spec.inventory_file
+    );
+    let mut vars = vec![
+        ("cloud_region", region.to_string()),
+        ("cloud_vpc_id", out.vpc_id.clone()),
+        ("cloud_public_subnet_id", out.public_subnet_id.clone()),
+        ("cloud_private_subnet_id", out.private_subnet_id.clone()),
+        ("cloud_master_security_group", out.master_sg.clone()),
+        ("cloud_slave_security_group", out.slave_sg.clone()),
+    ];
+    if let Some(b) = &spec.bucket {
+        vars.push(("runner_cache_s3_bucket", b.name.clone()));
+        vars.push(("runner_cache_s3_region", region.to_string()));
+    }
+    for (k, v) in vars {
+        y.push_str(&format!("    {k}: {}\n", q(&v)));
+    }
+    y.push_str("  children:\n");
+    for group in ["master", "slave"] {
+        y.push_str(&format!("    {group}:\n      hosts:\n"));
+        let hosts: Vec<_> = out.instances.iter().filter(|i| i.group == group).collect();
+        if hosts.is_empty() {
+            y.truncate(y.len() - "      hosts:\n".len());
+            y.push_str("      hosts: {}\n");
+        }
+        for i in hosts {
+            let private = i.private_ip.clone().unwrap_or_default();
+            let address = i.public_ip.clone().unwrap_or_else(|| private.clone());
+            y.push_str(&format!("        {}: {{address: {}, private_address: {}}}\n", i.name, q(&address), q(&private)));
+        }
+    }
+    y
+}

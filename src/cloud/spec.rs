@@ -1,0 +1,348 @@
+//! The `cloud` var: what the stack should contain, checked whole before any API call.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde_json::{Map, Value as Json};
+
+use crate::error::InputError;
+
+/// An IPv4 network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: u32,
+    /// Prefix length.
+    pub prefix: u32,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/n`; the address must be the network's own (no host bits).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (ip, prefix) = s.split_once('/')?;
+        let addr = u32::from(ip.parse::<Ipv4Addr>().ok()?);
+        let prefix: u32 = prefix.parse().ok().filter(|p| *p <= 32)?;
+        let c = Cidr { addr, prefix };
+        (addr & c.mask() == addr).then_some(c)
+    }
+
+    fn mask(self) -> u32 {
+        if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) }
+    }
+
+    /// Whether the two networks share an address.
+    pub fn overlaps(self, other: Cidr) -> bool {
+        let m = self.mask() & other.mask();
+        self.addr & m == other.addr & m
+    }
+
+    /// Whether `other` lies inside this network.
+    pub fn contains(self, other: Cidr) -> bool {
+        other.prefix >= self.prefix && other.addr & self.mask() == self.addr
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.prefix)
+    }
+}
+
+/// Which subnet an instance goes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubnetKind {
+    /// The public subnet (internet gateway route, public IPs).
+    Public,
+    /// The private subnet (NAT gateway route when enabled).
+    Private,
+}
+
+/// How an instance's image is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ami {
+    /// An AMI id.
+    Id(String),
+    /// The newest image matching a name pattern from an owner.
+    Name {
+        /// Name pattern (`*` wildcards).
+        name: String,
+        /// Owner account id or alias.
+        owner: String,
+    },
+}
+
+/// One EC2 instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// Its name (the `Name` tag and its inventory name).
+    pub name: String,
+    /// Inventory group: `master` or `slave`.
+    pub group: String,
+    /// e.g. `t3.small`.
+    pub instance_type: String,
+    /// Image.
+    pub ami: Ami,
+    /// Subnet.
+    pub subnet: SubnetKind,
+    /// Root volume size in GiB.
+    pub root_volume_gb: i32,
+}
+
+/// The S3 bucket of the runner cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    /// Bucket name.
+    pub name: String,
+    /// Cache objects expire after this many days.
+    pub expire_days: i32,
+}
+
+/// The whole stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudSpec {
+    /// Stack name, in every tag; only resources with it are ever touched.
+    pub stack: String,
+    /// AWS region (`None`: the SDK's usual lookup).
+    pub region: Option<String>,
+    /// VPC network.
+    pub vpc_cidr: Cidr,
+    /// Public subnet.
+    pub public_subnet: Cidr,
+    /// Private subnet.
+    pub private_subnet: Cidr,
+    /// Availability zone of both subnets (`None`: AWS chooses).
+    pub availability_zone: Option<String>,
+    /// A NAT gateway for the private subnet.
+    pub nat_gateway: bool,
+    /// Who may SSH in.
+    pub admin_cidrs: Vec<Cidr>,
+    /// Key pair name and public key (OpenSSH format).
+    pub key_pair: Option<(String, String)>,
+    /// Instances by name.
+    pub instances: BTreeMap<String, Instance>,
+    /// The cache bucket.
+    pub bucket: Option<Bucket>,
+    /// TLS port of the slaves' docker daemon (open to the master's security group).
+    pub docker_tls_port: i32,
+    /// Registry cache port (open inside the VPC).
+    pub registry_port: i32,
+    /// Where `cloud apply` writes the inventory of the instances.
+    pub inventory_file: String,
+}
+
+const KEYS: &[&str] = &[
+    "stack",
+    "region",
+    "vpc_cidr",
+    "public_subnet_cidr",
+    "private_subnet_cidr",
+    "availability_zone",
+    "nat_gateway",
+    "admin_cidrs",
+    "key_name",
+    "public_key_file",
+    "instances",
+    "cache_bucket",
+    "inventory_file",
+];
+const INSTANCE_KEYS: &[&str] = &["group", "instance_type", "ami", "ami_name", "ami_owner", "subnet", "root_volume_gb"];
+
+/// Reads and checks `cloud` (a mapping); `err` points errors at the var; `read_file` reads a
+/// local file named in it (the public key).
+pub fn parse(
+    v: &Json,
+    err: &dyn Fn(String) -> InputError,
+    read_file: &dyn Fn(&str) -> Result<String, String>,
+    ports: (i32, i32),
+) -> Result<CloudSpec, InputError> {
+    let Json::Object(m) = v else { return Err(err("`cloud` must be a mapping (see the README's Cloud section)".into())) };
+    check_keys(m, KEYS, "cloud", err)?;
+    let s = |k: &str| -> Result<Option<String>, InputError> {
+        match m.get(k) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(Json::String(_)) => Ok(None),
+            Some(_) => Err(err(format!("cloud.{k} must be a string"))),
+        }
+    };
+    let stack = s("stack")?.ok_or_else(|| err("cloud.stack is required: the name every resource is tagged with".into()))?;
+    if stack.len() > 32 || !stack.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err(err(format!("cloud.stack `{stack}`: use at most 32 lowercase letters, digits and `-`")));
+    }
+    let cidr = |k: &str, default: &str| -> Result<Cidr, InputError> {
+        let raw = s(k)?.unwrap_or_else(|| default.to_string());
+        Cidr::parse(&raw).ok_or_else(|| err(format!("cloud.{k} `{raw}` is not a network like 10.0.1.0/24 (no host bits set)")))
+    };
+    let vpc_cidr = cidr("vpc_cidr", "10.0.0.0/16")?;
+    if !(16..=28).contains(&vpc_cidr.prefix) {
+        return Err(err(format!("cloud.vpc_cidr {vpc_cidr}: AWS allows prefixes /16 to /28")));
+    }
+    let public_subnet = cidr("public_subnet_cidr", "10.0.1.0/24")?;
+    let private_subnet = cidr("private_subnet_cidr", "10.0.2.0/24")?;
+    for (name, net) in [("public_subnet_cidr", public_subnet), ("private_subnet_cidr", private_subnet)] {
+        if !vpc_cidr.contains(net) {
+            return Err(err(format!("cloud.{name} {net} is not inside cloud.vpc_cidr {vpc_cidr}")));
+        }
+    }
+    if public_subnet.overlaps(private_subnet) {
+        return Err(err(format!("cloud.public_subnet_cidr {public_subnet} overlaps cloud.private_subnet_cidr {private_subnet}")));
+    }
+    let nat_gateway = match m.get("nat_gateway") {
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
+        Some(_) => return Err(err("cloud.nat_gateway must be true or false".into())),
+    };
+    let admin_cidrs = match m.get("admin_cidrs") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(a)) => a
+            .iter()
+            .map(|v| {
+                let raw = v.as_str().unwrap_or_default();
+                Cidr::parse(raw).ok_or_else(|| err(format!("cloud.admin_cidrs: `{v}` is not a network like 203.0.113.0/24")))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(err("cloud.admin_cidrs must be a list of networks".into())),
+    };
+    let key_pair = match (s("key_name")?, s("public_key_file")?) {
+        (Some(name), Some(file)) => {
+            let key = read_file(&file).map_err(|e| err(format!("cloud.public_key_file {file}: {e}")))?;
+            if !key.starts_with("ssh-") && !key.starts_with("ecdsa-") {
+                return Err(err(format!("cloud.public_key_file {file} does not hold an OpenSSH public key")));
+            }
+            Some((name, key.trim().to_string()))
+        }
+        (None, None) => None,
+        _ => return Err(err("cloud.key_name and cloud.public_key_file go together".into())),
+    };
+    let mut instances = BTreeMap::new();
+    match m.get("instances") {
+        None | Some(Json::Null) => {}
+        Some(Json::Object(list)) => {
+            for (name, def) in list {
+                instances.insert(name.clone(), instance(name, def, err)?);
+            }
+        }
+        Some(_) => return Err(err("cloud.instances must be a mapping of instance name to settings".into())),
+    }
+    if !instances.is_empty() && key_pair.is_none() {
+        return Err(err("cloud.instances need cloud.key_name and cloud.public_key_file (how you will log in)".into()));
+    }
+    let bucket = match m.get("cache_bucket") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(b)) => {
+            check_keys(b, &["name", "expire_days"], "cloud.cache_bucket", err)?;
+            let name = b.get("name").and_then(Json::as_str).unwrap_or_default().to_string();
+            let valid = (3..=63).contains(&name.len())
+                && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+                && name.as_bytes()[0].is_ascii_alphanumeric()
+                && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+            if !valid {
+                return Err(err(format!("cloud.cache_bucket.name `{name}` is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")));
+            }
+            let expire_days = match b.get("expire_days") {
+                None => 14,
+                Some(v) => v
+                    .as_i64()
+                    .filter(|d| (1..=3650).contains(d))
+                    .ok_or_else(|| err("cloud.cache_bucket.expire_days must be 1..3650".into()))? as i32,
+            };
+            Some(Bucket { name, expire_days })
+        }
+        Some(_) => return Err(err("cloud.cache_bucket must be a mapping with `name`".into())),
+    };
+    Ok(CloudSpec {
+        stack,
+        region: s("region")?,
+        vpc_cidr,
+        public_subnet,
+        private_subnet,
+        availability_zone: s("availability_zone")?,
+        nat_gateway,
+        admin_cidrs,
+        key_pair,
+        instances,
+        bucket,
+        docker_tls_port: ports.0,
+        registry_port: ports.1,
+        inventory_file: s("inventory_file")?.unwrap_or_else(|| "inventory.cloud.yaml".into()),
+    })
+}
+
+fn check_keys(m: &Map<String, Json>, known: &[&str], at: &str, err: &dyn Fn(String) -> InputError) -> Result<(), InputError> {
+    for k in m.keys() {
+        if !known.contains(&k.as_str()) {
+            let e = err(format!("{at}: unknown key `{k}`"));
+            return Err(match crate::inventory::did_you_mean(k, known.iter().copied()) {
+                Some(h) => e.with_help(format!("did you mean `{h}`?")),
+                None => e.with_help(format!("known keys: {}", known.join(", "))),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// EC2 instance types look like `t3.small`, `m7i-flex.large`, `c6gn.16xlarge`.
+pub fn valid_instance_type(t: &str) -> bool {
+    let Some((family, size)) = t.split_once('.') else { return false };
+    let fam_ok = family.len() >= 2
+        && family.as_bytes()[0].is_ascii_lowercase()
+        && family.bytes().any(|b| b.is_ascii_digit())
+        && family.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let size_ok = !size.is_empty()
+        && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && size.ends_with(|c: char| c.is_ascii_lowercase());
+    fam_ok && size_ok
+}
+
+fn instance(name: &str, def: &Json, err: &dyn Fn(String) -> InputError) -> Result<Instance, InputError> {
+    let at = format!("cloud.instances.{name}");
+    let Json::Object(m) = def else { return Err(err(format!("{at} must be a mapping"))) };
+    check_keys(m, INSTANCE_KEYS, &at, err)?;
+    let get = |k: &str| m.get(k).and_then(Json::as_str).map(str::to_string);
+    let group = get("group").unwrap_or_default();
+    if group != "master" && group != "slave" {
+        return Err(err(format!("{at}.group must be `master` or `slave`")));
+    }
+    let instance_type = get("instance_type").unwrap_or_else(|| "t3.medium".into());
+    if !valid_instance_type(&instance_type) {
+        return Err(err(format!("{at}.instance_type `{instance_type}` does not look like an EC2 instance type (e.g. t3.small)")));
+    }
+    let ami = match (get("ami"), get("ami_name"), get("ami_owner")) {
+        (Some(id), None, None) if id.starts_with("ami-") => Ami::Id(id),
+        (Some(id), None, None) => return Err(err(format!("{at}.ami `{id}` is not an AMI id (ami-...)"))),
+        (None, Some(name), Some(owner)) => Ami::Name { name, owner },
+        _ => return Err(err(format!("{at}: give `ami` (an id), or `ami_name` and `ami_owner`"))),
+    };
+    let subnet = match get("subnet").as_deref().unwrap_or("public") {
+        "public" => SubnetKind::Public,
+        "private" => SubnetKind::Private,
+        other => return Err(err(format!("{at}.subnet `{other}`: expected public or private"))),
+    };
+    let root_volume_gb = match m.get("root_volume_gb") {
+        None => 30,
+        Some(v) => {
+            v.as_i64().filter(|g| (8..=16384).contains(g)).ok_or_else(|| err(format!("{at}.root_volume_gb must be 8..16384")))? as i32
+        }
+    };
+    Ok(Instance { name: name.to_string(), group, instance_type, ami, subnet, root_volume_gb })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_and_instance_types() {
+        let vpc = Cidr::parse("10.0.0.0/16").unwrap();
+        assert!(vpc.contains(Cidr::parse("10.0.1.0/24").unwrap()));
+        assert!(!vpc.contains(Cidr::parse("10.1.1.0/24").unwrap()));
+        assert!(Cidr::parse("10.0.1.0/24").unwrap().overlaps(Cidr::parse("10.0.0.0/23").unwrap()));
+        assert!(Cidr::parse("10.0.1.5/24").is_none(), "host bits");
+        for ok in ["t3.small", "m7i-flex.large", "c6gn.16xlarge", "t2.micro"] {
+            assert!(valid_instance_type(ok), "{ok}");
+        }
+        for bad in ["t3", "small", "t3.", "T3.small", "t.small", "t3.16", "t3.small.x"] {
+            assert!(!valid_instance_type(bad), "{bad}");
+        }
+    }
+}
