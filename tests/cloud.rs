@@ -80,6 +80,7 @@ fn boto(endpoint: &str, code: &str) -> String {
 const CLOUD: &str = "cloud:
   stack: ci-test
   region: eu-west-1
+  nat_gateway: true
   admin_cidrs: [203.0.113.0/24]
   key_name: ci-test
   public_key_file: id.pub
@@ -100,7 +101,7 @@ fn plan_apply_again_audit_and_destroy_round_trip() {
 
     let plan = provision(d, &m.url, &["cloud", "plan"]);
     assert!(plan.status.success(), "{}", text(&plan));
-    assert!(text(&plan).contains("plan: 11 to create"), "{}", text(&plan));
+    assert!(text(&plan).contains("plan: 13 to create"), "{}", text(&plan));
     assert!(!d.join("inventory.cloud.yaml").exists(), "plan writes nothing");
     assert_eq!(
         boto(&m.url, "print(len(ec2.describe_vpcs(Filters=[{'Name': 'tag:provision:stack', 'Values': ['ci-test']}])['Vpcs']))"),
@@ -109,7 +110,7 @@ fn plan_apply_again_audit_and_destroy_round_trip() {
 
     let apply = provision(d, &m.url, &["cloud", "apply"]);
     assert!(apply.status.success(), "{}", text(&apply));
-    assert!(text(&apply).contains("applied: 11 to create"), "{}", text(&apply));
+    assert!(text(&apply).contains("applied: 13 to create"), "{}", text(&apply));
     let inv = std::fs::read_to_string(d.join("inventory.cloud.yaml")).unwrap();
     assert!(inv.contains("ci-master: {address: ") && inv.contains("private_address: \"10.0.1."), "{inv}");
     assert!(inv.contains("runner_cache_s3_bucket: \"ci-test-cache\""), "{inv}");
@@ -151,15 +152,15 @@ fn plan_apply_again_audit_and_destroy_round_trip() {
 
     let destroy = provision(d, &m.url, &["cloud", "destroy", "--yes"]);
     assert!(destroy.status.success(), "{}", text(&destroy));
-    assert!(text(&destroy).contains("11 to destroy"), "{}", text(&destroy));
+    assert!(text(&destroy).contains("14 to destroy"), "{}", text(&destroy));
     let left = boto(
         &m.url,
         "f = [{'Name': 'tag:provision:stack', 'Values': ['ci-test']}]\n\
          live = [i for r in ec2.describe_instances(Filters=f)['Reservations'] for i in r['Instances'] if i['State']['Name'] != 'terminated']\n\
-         print(len(ec2.describe_vpcs(Filters=f)['Vpcs']), len(ec2.describe_subnets(Filters=f)['Subnets']), len(ec2.describe_security_groups(Filters=f)['SecurityGroups']), len(live))",
+         print(len(ec2.describe_vpcs(Filters=f)['Vpcs']), len(ec2.describe_subnets(Filters=f)['Subnets']), len(ec2.describe_security_groups(Filters=f)['SecurityGroups']), len(live), len(ec2.describe_addresses(Filters=f)['Addresses']))",
     );
-    assert_eq!(left, "0 0 0 0\n", "nothing of the stack is left");
-    assert!(text(&provision(d, &m.url, &["cloud", "plan"])).contains("plan: 11 to create"));
+    assert_eq!(left, "0 0 0 0 0\n", "nothing of the stack is left");
+    assert!(text(&provision(d, &m.url, &["cloud", "plan"])).contains("plan: 13 to create"));
     // The runner instance nobody orphaned was not the stack's: destroy left it alone.
     assert!(text(&provision(d, &m.url, &["cloud", "audit"])).contains("1 runner instance(s), 0 orphaned"));
 }

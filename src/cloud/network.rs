@@ -235,10 +235,90 @@ pub async fn converge(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mu
     } else {
         changes.push(Change::new("ok", format!("route table {}", name("public-routes"))));
     }
+    if spec.nat_gateway {
+        nat_gateway(c, spec, dry_run, changes, &out).await?;
+    }
     security_groups(c, spec, dry_run, changes, &mut out).await?;
     key_pair(c, spec, dry_run, changes).await?;
     instances(c, spec, dry_run, changes, &mut out).await?;
     Ok(out)
+}
+
+/// A NAT gateway in the public subnet (with its elastic IP) and the private subnet's default
+/// route through it, so private instances reach the internet without being reachable from it.
+async fn nat_gateway(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut Vec<Change>, out: &Outputs) -> Result<(), CloudError> {
+    let name = format!("{}-nat", spec.stack);
+    let mut filters = ours(spec, Some("nat"));
+    filters.push(Filter::builder().name("state").values("pending").values("available").build());
+    let found = c.ec2.describe_nat_gateways().set_filter(Some(filters)).send().await.map_err(api("DescribeNatGateways"))?;
+    let nat = match found.nat_gateways().first().and_then(|n| n.nat_gateway_id()) {
+        Some(id) => {
+            changes.push(Change::new("ok", format!("nat gateway {id}")));
+            id.to_string()
+        }
+        None => {
+            changes.push(Change::new("create", format!("nat gateway {name} (with an elastic IP)")));
+            if dry_run {
+                NEW.to_string()
+            } else {
+                let eip = c
+                    .ec2
+                    .allocate_address()
+                    .domain(aws_sdk_ec2::types::DomainType::Vpc)
+                    .tag_specifications(tagged(spec, ResourceType::ElasticIp, "nat-ip", &name))
+                    .send()
+                    .await
+                    .map_err(api("AllocateAddress"))?;
+                let r = c
+                    .ec2
+                    .create_nat_gateway()
+                    .subnet_id(&out.public_subnet_id)
+                    .set_allocation_id(eip.allocation_id().map(str::to_string))
+                    .tag_specifications(tagged(spec, ResourceType::Natgateway, "nat", &name))
+                    .send()
+                    .await
+                    .map_err(api("CreateNatGateway"))?;
+                r.nat_gateway().and_then(|n| n.nat_gateway_id()).unwrap_or_default().to_string()
+            }
+        }
+    };
+    let rts = c
+        .ec2
+        .describe_route_tables()
+        .set_filters(Some(ours(spec, Some("private-routes"))))
+        .send()
+        .await
+        .map_err(api("DescribeRouteTables"))?;
+    if rts.route_tables().is_empty() {
+        changes.push(Change::new("create", format!("route table {}-private-routes (0.0.0.0/0 via the nat gateway)", spec.stack)));
+        if !dry_run {
+            let r = c
+                .ec2
+                .create_route_table()
+                .vpc_id(&out.vpc_id)
+                .tag_specifications(tagged(spec, ResourceType::RouteTable, "private-routes", &format!("{}-private-routes", spec.stack)))
+                .send()
+                .await
+                .map_err(api("CreateRouteTable"))?;
+            let rt = r.route_table().and_then(|t| t.route_table_id()).unwrap_or_default().to_string();
+            c.ec2
+                .create_route()
+                .route_table_id(&rt)
+                .destination_cidr_block("0.0.0.0/0")
+                .nat_gateway_id(&nat)
+                .send()
+                .await
+                .map_err(api("CreateRoute"))?;
+            c.ec2
+                .associate_route_table()
+                .route_table_id(&rt)
+                .subnet_id(&out.private_subnet_id)
+                .send()
+                .await
+                .map_err(api("AssociateRouteTable"))?;
+        }
+    }
+    Ok(())
 }
 
 /// A wanted ingress rule: port and source (a CIDR or a security group id).
@@ -520,6 +600,20 @@ pub async fn terminate(c: &Clients, ids: &[String]) -> Result<(), CloudError> {
     wait_state(c, ids, InstanceStateName::Terminated, "to terminate").await
 }
 
+/// A deleted NAT gateway holds its elastic IP and subnet until it is gone.
+async fn wait_nat_gone(c: &Clients, spec: &CloudSpec) -> Result<(), CloudError> {
+    for _ in 0..180 {
+        let mut f = ours(spec, None);
+        f.push(Filter::builder().name("state").values("pending").values("available").values("deleting").build());
+        let r = c.ec2.describe_nat_gateways().set_filter(Some(f)).send().await.map_err(api("DescribeNatGateways"))?;
+        if r.nat_gateways().is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Err(CloudError::Timeout("the nat gateway to be deleted".into()))
+}
+
 /// Removes everything of the stack on EC2, in dependency order; a dry run only lists it.
 pub async fn destroy(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut Vec<Change>) -> Result<(), CloudError> {
     let insts = stack_instances(c, spec).await?;
@@ -535,6 +629,27 @@ pub async fn destroy(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut
         changes.push(Change::new("destroy", format!("key pair {n}")));
         if !dry_run {
             c.ec2.delete_key_pair().key_name(n).send().await.map_err(api("DeleteKeyPair"))?;
+        }
+    }
+    let mut nat_filters = ours(spec, None);
+    nat_filters.push(Filter::builder().name("state").values("pending").values("available").build());
+    let nats = c.ec2.describe_nat_gateways().set_filter(Some(nat_filters)).send().await.map_err(api("DescribeNatGateways"))?;
+    for n in nats.nat_gateways() {
+        let id = n.nat_gateway_id().unwrap_or_default();
+        changes.push(Change::new("destroy", format!("nat gateway {id}")));
+        if !dry_run {
+            c.ec2.delete_nat_gateway().nat_gateway_id(id).send().await.map_err(api("DeleteNatGateway"))?;
+        }
+    }
+    if !dry_run && !nats.nat_gateways().is_empty() {
+        wait_nat_gone(c, spec).await?;
+    }
+    let eips = c.ec2.describe_addresses().set_filters(Some(ours(spec, None))).send().await.map_err(api("DescribeAddresses"))?;
+    for a in eips.addresses() {
+        let id = a.allocation_id().unwrap_or_default();
+        changes.push(Change::new("destroy", format!("elastic ip {} ({id})", a.public_ip().unwrap_or_default())));
+        if !dry_run {
+            c.ec2.release_address().allocation_id(id).send().await.map_err(api("ReleaseAddress"))?;
         }
     }
     let sgs = c.ec2.describe_security_groups().set_filters(Some(ours(spec, None))).send().await.map_err(api("DescribeSecurityGroups"))?;
