@@ -1061,6 +1061,37 @@ mod runner {
     }
 
     #[test]
+    fn autoscaling_runners_render_machine_and_autoscaler_sections() {
+        let _s = serial();
+        let runners = r#"{"runners": [
+            {"name": "lab-machine", "executor": "docker+machine",
+             "machine": {"region": "eu-west-1", "vpc_id": "vpc-1", "subnet_id": "subnet-1", "spot": true, "idle_count": 2}},
+            {"name": "lab-fleet", "executor": "docker-autoscaler", "autoscaler": {"asg_name": "ci-runners", "region": "eu-west-1"}}]}"#;
+        let o = provision(&["-e", runners, "plan", "--limit", "master"]);
+        let out = text(&o.stdout);
+        assert!(o.status.success(), "{out}{}", text(&o.stderr));
+        for line in [
+            "+[runners.machine]",
+            "+IdleCount = 2",
+            "+MachineDriver = \"amazonec2\"",
+            "\"amazonec2-tags=provisioned-by,provision,provision:runner,lab-machine\"",
+            "\"amazonec2-request-spot-instance=true\"",
+            "+[runners.autoscaler]",
+            "+plugin = \"aws\"",
+            "+[runners.autoscaler.plugin_config]",
+            "+name = \"ci-runners\"",
+            "+policy = [{ idle_count = 1, idle_time = \"20m0s\" }]",
+        ] {
+            assert!(out.contains(line), "{line} in\n{out}");
+        }
+        assert!(!out.contains("+host = \"tcp://"), "autoscaled jobs do not use the slave's daemon: {out}");
+        // Without the ids the cloud inventory provides, the error says where they come from.
+        let o = provision(&["-e", r#"{"runners": [{"name": "m", "executor": "docker+machine"}]}"#, "plan", "--limit", "master"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(text(&o.stderr).contains("provision cloud apply"), "{}", text(&o.stderr));
+    }
+
+    #[test]
     fn package_install_from_a_local_deb_then_back_to_the_container() {
         let _s = serial();
         fresh_master();

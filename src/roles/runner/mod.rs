@@ -2,6 +2,7 @@
 //! `config.toml` rendered whole from vars, and each runner registered with GitLab through the
 //! REST API from this machine ([`registration`]), keeping the tokens GitLab still accepts.
 
+mod autoscale;
 pub mod config_toml;
 pub mod registration;
 mod spec;

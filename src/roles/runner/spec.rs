@@ -30,6 +30,8 @@ const KEYS: &[&str] = &[
     "docker_host",
     "dind",
     "cache",
+    "machine",
+    "autoscaler",
     "extra",
 ];
 
@@ -147,10 +149,31 @@ fn planned(ctx: &RoleContext, r: &Entry) -> Result<PlannedRunner, InputError> {
     };
     let executor = r.str("executor")?.unwrap_or_else(|| "docker".into());
     let mut environment = r.list("environment")?;
-    let docker = if executor.starts_with("docker") { Some(docker(ctx, r, &mut environment)?) } else { None };
-    let extra = match r.map.get("extra") {
-        None | Some(Json::Null) => Map::new(),
-        Some(Json::Object(m)) => m.clone(),
+    let docker = match executor.as_str() {
+        "docker" => Some(docker(ctx, r, &mut environment, true)?),
+        // Jobs run on the machines the runner starts, with their own engine.
+        e if e.starts_with("docker") => Some(docker(ctx, r, &mut environment, false)?),
+        _ => None,
+    };
+    let mut extra = Map::new();
+    match executor.as_str() {
+        "docker+machine" => {
+            extra.insert(
+                "machine".into(),
+                super::autoscale::machine(ctx, &name, r.map.get("machine"), &|m| (r.err)(format!("{}.machine: {m}", r.at)))?,
+            );
+        }
+        "docker-autoscaler" => {
+            extra.insert(
+                "autoscaler".into(),
+                super::autoscale::autoscaler(ctx, r.map.get("autoscaler"), &|m| (r.err)(format!("{}.autoscaler: {m}", r.at)))?,
+            );
+        }
+        _ => {}
+    }
+    match r.map.get("extra") {
+        None | Some(Json::Null) => {}
+        Some(Json::Object(m)) => merge_json(&mut extra, m),
         Some(_) => return Err((r.err)(format!("{}.extra must be a mapping (merged into the [[runners]] section)", r.at))),
     };
     let section = RunnerSection {
@@ -165,6 +188,18 @@ fn planned(ctx: &RoleContext, r: &Entry) -> Result<PlannedRunner, InputError> {
         extra,
     };
     Ok(PlannedRunner { section, registration, spec })
+}
+
+/// Deep-merges `over` into `base`: mappings merge, anything else replaces.
+fn merge_json(base: &mut Map<String, Json>, over: &Map<String, Json>) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(Json::Object(b)), Json::Object(o)) => merge_json(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 fn registration(ctx: &RoleContext, r: &Entry, name: &str) -> Result<Registration, InputError> {
@@ -188,12 +223,12 @@ fn registration(ctx: &RoleContext, r: &Entry, name: &str) -> Result<Registration
 
 /// `[runners.docker]`: by default the TLS daemon of the first slave, with the client
 /// certificates installed on this host.
-fn docker(ctx: &RoleContext, r: &Entry, environment: &mut Vec<String>) -> Result<DockerSection, InputError> {
+fn docker(ctx: &RoleContext, r: &Entry, environment: &mut Vec<String>, on_slave: bool) -> Result<DockerSection, InputError> {
     let mut volumes = r.list("volumes")?;
     if volumes.is_empty() {
         volumes.push("/cache".into());
     }
-    let slave = slave(ctx, r)?;
+    let slave = if on_slave { slave(ctx, r)? } else { None };
     if r.bool("dind")?.unwrap_or(false) {
         // A path on the slave: job containers run on its daemon, beside the dind container.
         let socket_dir = slave.as_ref().map_or_else(|| "/var/run/provision-dind".to_string(), |s| s.dind_socket_dir.clone());
