@@ -39,7 +39,7 @@ const AUTOSCALER_KEYS: &[&str] = &[
     "use_external_addr",
 ];
 
-fn settings<'a>(v: Option<&'a Json>, known: &[&str], err: &dyn Fn(String) -> InputError) -> Result<Map<String, Json>, InputError> {
+fn settings(v: Option<&Json>, known: &[&str], err: &dyn Fn(String) -> InputError) -> Result<Map<String, Json>, InputError> {
     let m = match v {
         None | Some(Json::Null) => Map::new(),
         Some(Json::Object(m)) => m.clone(),
