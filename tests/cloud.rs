@@ -20,7 +20,16 @@ impl Drop for Moto {
 fn moto() -> Moto {
     let have = Command::new("python3").args(["-c", "import moto.server, boto3"]).status().is_ok_and(|s| s.success());
     if !have {
-        let ok = Command::new("python3").args(["-m", "pip", "install", "-q", "moto[server]"]).status().is_ok_and(|s| s.success());
+        let pip = |extra: &[&str]| {
+            Command::new("python3").args(["-m", "pip", "install", "-q", "moto[server]"]).args(extra).status().is_ok_and(|s| s.success())
+        };
+        let has_pip = Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
+        if !has_pip {
+            // A fresh Debian has python3 without pip.
+            let _ = Command::new("apt-get").args(["install", "-y", "-q", "python3-pip"]).env("DEBIAN_FRONTEND", "noninteractive").status();
+        }
+        // Debian's python3 refuses pip installs outside a venv (PEP 668) unless told otherwise.
+        let ok = pip(&[]) || pip(&["--break-system-packages"]);
         assert!(ok, "installing moto[server] with pip failed");
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
