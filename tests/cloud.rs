@@ -94,7 +94,7 @@ const CLOUD: &str = "cloud:
   key_name: ci-test
   public_key_file: id.pub
   instances:
-    ci-master: {group: master, instance_type: t3.small, ami: ami-12c6146b}
+    ci-master: {group: master, instance_type: t3.small, ami: ami-12c6146b, tags: {team: ci}}
     ci-slave: {group: slave, instance_type: t3.large, ami: ami-12c6146b, root_volume_gb: 50}
   cache_bucket: {name: ci-test-cache, expire_days: 7}
 ";
@@ -142,6 +142,28 @@ fn plan_apply_again_audit_and_destroy_round_trip() {
     let again = provision(d, &m.url, &["cloud", "apply"]);
     assert!(again.status.success(), "{}", text(&again));
     assert!(text(&again).contains("applied: 0 to create, 0 to update, 0 to destroy"), "a second apply changes nothing: {}", text(&again));
+
+    let team = boto(
+        &m.url,
+        "i = [i for r in ec2.describe_instances(Filters=[{'Name': 'tag:Name', 'Values': ['ci-master']}])['Reservations'] for i in r['Instances']][0]\n\
+         print([t['Value'] for t in i['Tags'] if t['Key'] == 'team'])",
+    );
+    assert_eq!(team, "['ci']\n", "the instance's own tags are there too");
+
+    // A new instance type: the instance is stopped, resized and started, not replaced.
+    std::fs::write(d.join("group_vars/all.yaml"), CLOUD.replace("instance_type: t3.large", "instance_type: t3.xlarge")).unwrap();
+    let resized = provision(d, &m.url, &["cloud", "apply"]);
+    assert!(resized.status.success(), "{}", text(&resized));
+    assert!(
+        text(&resized).contains("t3.large → t3.xlarge") && text(&resized).contains("applied: 0 to create, 1 to update"),
+        "{}",
+        text(&resized)
+    );
+    let kind = boto(
+        &m.url,
+        "print([i['InstanceType'] for r in ec2.describe_instances(Filters=[{'Name': 'tag:Name', 'Values': ['ci-slave']}])['Reservations'] for i in r['Instances']])",
+    );
+    assert_eq!(kind, "['t3.xlarge']\n");
 
     // Audit: a planted orphan (its runner is in no inventory) is found; an accounted-for one is not.
     boto(

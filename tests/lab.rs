@@ -280,7 +280,9 @@ fn a_second_apply_on_a_locked_host_changes_nothing_and_says_why() {
     let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab");
     let mut holder = Command::new("bash")
         .arg(lab)
-        .args(["docker", "exec", "lab-slave-1", "flock", "/run/provision.lock", "sh", "-c", "echo locked; sleep 4"])
+        // Holds the lock until its stdin closes: however long the apply takes to get there.
+        .args(["docker", "exec", "-i", "lab-slave-1", "flock", "/run/provision.lock", "sh", "-c", "echo locked; read x"])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -297,6 +299,7 @@ fn a_second_apply_on_a_locked_host_changes_nothing_and_says_why() {
         "missing\n",
         "nothing was changed"
     );
+    drop(holder.stdin.take());
     let _ = holder.wait_with_output();
     assert_eq!(json_run(&["apply"]).0, Some(0), "once the lock is free, apply converges");
 }

@@ -30,6 +30,8 @@ pub struct Running {
     pub public_ip: Option<String>,
     /// Private address.
     pub private_ip: Option<String>,
+    /// Its instance type.
+    pub instance_type: String,
 }
 
 /// What a converge found or made, for the inventory and the runner config.
@@ -478,6 +480,7 @@ pub async fn stack_instances(c: &Clients, spec: &CloudSpec) -> Result<Vec<Runnin
                 id: i.instance_id()?.to_string(),
                 public_ip: i.public_ip_address().map(str::to_string),
                 private_ip: i.private_ip_address().map(str::to_string),
+                instance_type: i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
             })
         })
         .collect())
@@ -511,7 +514,18 @@ async fn instances(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut V
     let mut started = Vec::new();
     for inst in spec.instances.values() {
         if let Some(r) = existing.iter().find(|r| r.name == inst.name) {
-            changes.push(Change::new("ok", format!("instance {} ({})", inst.name, r.id)));
+            if r.instance_type == inst.instance_type {
+                changes.push(Change::new("ok", format!("instance {} ({})", inst.name, r.id)));
+            } else {
+                // A type change needs the instance stopped: it restarts with the same disk.
+                changes.push(Change::new(
+                    "update",
+                    format!("instance {} ({}): {} → {} (stopped and started again)", inst.name, r.id, r.instance_type, inst.instance_type),
+                ));
+                if !dry_run {
+                    resize(c, &r.id, &inst.instance_type).await?;
+                }
+            }
             continue;
         }
         changes.push(Change::new("create", format!("instance {} ({}, {})", inst.name, inst.instance_type, inst.group)));
@@ -536,6 +550,21 @@ async fn instances(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut V
     Ok(())
 }
 
+async fn resize(c: &Clients, id: &str, instance_type: &str) -> Result<(), CloudError> {
+    let ids = [id.to_string()];
+    c.ec2.stop_instances().instance_ids(id).send().await.map_err(api("StopInstances"))?;
+    wait_state(c, &ids, InstanceStateName::Stopped, "to stop").await?;
+    c.ec2
+        .modify_instance_attribute()
+        .instance_id(id)
+        .instance_type(aws_sdk_ec2::types::AttributeValue::builder().value(instance_type).build())
+        .send()
+        .await
+        .map_err(api("ModifyInstanceAttribute"))?;
+    c.ec2.start_instances().instance_ids(id).send().await.map_err(api("StartInstances"))?;
+    wait_running(c, &ids).await
+}
+
 async fn launch(c: &Clients, spec: &CloudSpec, inst: &Instance, out: &Outputs) -> Result<String, CloudError> {
     let (subnet, sg) = (
         if inst.subnet == SubnetKind::Public { &out.public_subnet_id } else { &out.private_subnet_id },
@@ -553,7 +582,11 @@ async fn launch(c: &Clients, spec: &CloudSpec, inst: &Instance, out: &Outputs) -
         .subnet_id(subnet)
         .security_group_ids(sg)
         .block_device_mappings(BlockDeviceMapping::builder().device_name("/dev/xvda").ebs(disk).build())
-        .tag_specifications(tagged(spec, ResourceType::Instance, &inst.group, &inst.name))
+        .tag_specifications({
+            let mut t = tags(spec, &inst.group, &inst.name);
+            t.extend(inst.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()));
+            TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(t)).build()
+        })
         .send()
         .await
         .map_err(api("RunInstances"))?;

@@ -86,6 +86,8 @@ pub struct Instance {
     pub subnet: SubnetKind,
     /// Root volume size in GiB.
     pub root_volume_gb: i32,
+    /// Extra tags (the stack's own are always added).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The S3 bucket of the runner cache.
@@ -145,7 +147,7 @@ const KEYS: &[&str] = &[
     "cache_bucket",
     "inventory_file",
 ];
-const INSTANCE_KEYS: &[&str] = &["group", "instance_type", "ami", "ami_name", "ami_owner", "subnet", "root_volume_gb"];
+const INSTANCE_KEYS: &[&str] = &["group", "instance_type", "ami", "ami_name", "ami_owner", "subnet", "root_volume_gb", "tags"];
 
 /// Reads and checks `cloud` (a mapping); `err` points errors at the var; `read_file` reads a
 /// local file named in it (the public key).
@@ -324,7 +326,21 @@ fn instance(name: &str, def: &Json, err: &dyn Fn(String) -> InputError) -> Resul
             v.as_i64().filter(|g| (8..=16384).contains(g)).ok_or_else(|| err(format!("{at}.root_volume_gb must be 8..16384")))? as i32
         }
     };
-    Ok(Instance { name: name.to_string(), group, instance_type, ami, subnet, root_volume_gb })
+    let tags = match m.get("tags") {
+        None | Some(Json::Null) => BTreeMap::new(),
+        Some(Json::Object(t)) => t
+            .iter()
+            .map(|(k, v)| match v {
+                Json::String(s) => Ok((k.clone(), s.clone())),
+                other => Ok((k.clone(), other.to_string())),
+            })
+            .collect::<Result<_, InputError>>()?,
+        Some(_) => return Err(err(format!("{at}.tags must be a mapping of tag names to values"))),
+    };
+    if tags.keys().any(|k| k.starts_with("provision") || k == "Name") {
+        return Err(err(format!("{at}.tags: `Name` and `provision*` tags are provision's own")));
+    }
+    Ok(Instance { name: name.to_string(), group, instance_type, ami, subnet, root_volume_gb, tags })
 }
 
 #[cfg(test)]
