@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod gitlab;
 pub mod inventory;
+pub mod net;
 pub mod output;
 pub mod project;
 pub mod resources;

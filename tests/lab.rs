@@ -84,27 +84,24 @@ fn non_root_user_becomes_root_through_sudo() {
     assert!(text(&o.stdout).contains("core\n"), "become=no runs as the user: {}", text(&o.stdout));
 }
 
+/// With `known_hosts` as the known hosts file, reaching the slave fails on its host key, and
+/// succeeds once checking is turned off.
+fn host_key_is_refused_unless_checking_is_off(known_hosts: &str) {
+    let file = format!("ssh_known_hosts_file={known_hosts}");
+    let o = provision(&["-e", &file, "debug", "exec", "lab-slave-1", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert!(out.contains("UNREACHABLE") && out.contains("host key"), "{out}");
+    let o = provision(&["-e", &file, "-e", "ssh_host_key_checking=false", "debug", "exec", "lab-slave-1", "--", "true"]);
+    assert!(o.status.success(), "opting out connects: {}", text(&o.stdout));
+}
+
 #[test]
 fn unknown_host_key_is_refused_unless_checking_is_off() {
     let _s = serial();
     let empty = tempfile::NamedTempFile::new().unwrap();
     let kh = empty.path().to_str().unwrap();
-    let o = provision(&["-e", &format!("ssh_known_hosts_file={kh}"), "debug", "exec", "lab-slave-1", "--", "true"]);
-    assert_eq!(o.status.code(), Some(1));
-    let out = text(&o.stdout);
-    assert!(out.contains("UNREACHABLE") && out.contains("host key"), "{out}");
-    let o = provision(&[
-        "-e",
-        &format!("ssh_known_hosts_file={kh}"),
-        "-e",
-        "ssh_host_key_checking=false",
-        "debug",
-        "exec",
-        "lab-slave-1",
-        "--",
-        "true",
-    ]);
-    assert!(o.status.success(), "opting out accepts the key: {}", text(&o.stdout));
+    host_key_is_refused_unless_checking_is_off(kh);
     assert_eq!(std::fs::read_to_string(kh).unwrap(), "", "opting out does not record the key");
 }
 
@@ -907,6 +904,11 @@ mod runner {
         gitlab("GET", "/lab/state")["runners"].as_array().unwrap().clone()
     }
 
+    /// The runner token the lab's GitLab double handed out last (secret).
+    pub(super) fn last_token() -> String {
+        runners().last().and_then(|r| r["token"].as_str()).unwrap_or("no-runner-yet").to_string()
+    }
+
     /// The master as provision never saw it, and a GitLab that knows no runner.
     fn fresh_master() {
         on_host(
@@ -1217,7 +1219,7 @@ mod faults {
             let o = provision(&all);
             outputs.push((args.join(" "), format!("{}{}", text(&o.stdout), text(&o.stderr))));
         }
-        let token = super::runner_token();
+        let token = super::runner::last_token();
         let mut secrets = vec![password.to_string(), pat.to_string(), token];
         secrets.extend(key_lines);
         for (mode, out) in &outputs {
@@ -1252,23 +1254,7 @@ mod faults {
             .to_string();
         let kh = dir.path().join("known_hosts");
         std::fs::write(&kh, format!("[127.0.0.1]:{port} {}", public.split_whitespace().take(2).collect::<Vec<_>>().join(" "))).unwrap();
-        let khs = kh.to_str().unwrap();
-        let o = provision(&["-e", &format!("ssh_known_hosts_file={khs}"), "debug", "exec", "lab-slave-1", "--", "true"]);
-        assert_eq!(o.status.code(), Some(1));
-        let out = text(&o.stdout);
-        assert!(out.contains("UNREACHABLE") && out.contains("host key"), "{out}");
-        let o = provision(&[
-            "-e",
-            &format!("ssh_known_hosts_file={khs}"),
-            "-e",
-            "ssh_host_key_checking=false",
-            "debug",
-            "exec",
-            "lab-slave-1",
-            "--",
-            "true",
-        ]);
-        assert!(o.status.success(), "opting out connects: {}", text(&o.stdout));
+        host_key_is_refused_unless_checking_is_off(kh.to_str().unwrap());
     }
 }
 
@@ -1356,11 +1342,4 @@ mod interruptions {
         let (_, again) = json_run(&["apply"]);
         assert_eq!(again["hosts"]["lab-slave-1"]["changed"], 0, "{again}");
     }
-}
-
-/// The runner token the lab's GitLab double handed out last (secret).
-fn runner_token() -> String {
-    let o = Command::new("curl").args(["-fsS", "http://127.0.0.1:5998/lab/state"]).output().unwrap();
-    let state: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    state["runners"].as_array().and_then(|r| r.last()).and_then(|r| r["token"].as_str()).unwrap_or("no-runner-yet").to_string()
 }

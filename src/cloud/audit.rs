@@ -21,10 +21,7 @@ pub struct RunnerInstance {
 
 /// Every live instance carrying a runner tag, in the region.
 pub async fn runner_instances(c: &Clients) -> Result<Vec<RunnerInstance>, CloudError> {
-    let filters = vec![
-        Filter::builder().name("tag-key").values(TAG_RUNNER).build(),
-        Filter::builder().name("instance-state-name").values("pending").values("running").values("stopping").values("stopped").build(),
-    ];
+    let filters = vec![Filter::builder().name("tag-key").values(TAG_RUNNER).build(), super::network::live_instances()];
     let r = c.ec2.describe_instances().set_filters(Some(filters)).send().await.map_err(api("DescribeInstances"))?;
     Ok(r.reservations()
         .iter()

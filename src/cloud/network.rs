@@ -199,44 +199,7 @@ pub async fn converge(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mu
         if public { out.public_subnet_id = id } else { out.private_subnet_id = id }
     }
     // The public route table: default route through the internet gateway.
-    let rts = c
-        .ec2
-        .describe_route_tables()
-        .set_filters(Some(ours(spec, Some("public-routes"))))
-        .send()
-        .await
-        .map_err(api("DescribeRouteTables"))?;
-    if rts.route_tables().is_empty() {
-        changes.push(Change::new("create", format!("route table {} (0.0.0.0/0 via the internet gateway)", name("public-routes"))));
-        if !dry_run {
-            let r = c
-                .ec2
-                .create_route_table()
-                .vpc_id(&vpc)
-                .tag_specifications(tagged(spec, ResourceType::RouteTable, "public-routes", &name("public-routes")))
-                .send()
-                .await
-                .map_err(api("CreateRouteTable"))?;
-            let rt = r.route_table().and_then(|t| t.route_table_id()).unwrap_or_default().to_string();
-            c.ec2
-                .create_route()
-                .route_table_id(&rt)
-                .destination_cidr_block("0.0.0.0/0")
-                .gateway_id(&igw)
-                .send()
-                .await
-                .map_err(api("CreateRoute"))?;
-            c.ec2
-                .associate_route_table()
-                .route_table_id(&rt)
-                .subnet_id(&out.public_subnet_id)
-                .send()
-                .await
-                .map_err(api("AssociateRouteTable"))?;
-        }
-    } else {
-        changes.push(Change::new("ok", format!("route table {}", name("public-routes"))));
-    }
+    default_route(c, spec, dry_run, changes, ("public-routes", &vpc, &out.public_subnet_id), Via::Gateway(&igw)).await?;
     if spec.nat_gateway {
         nat_gateway(c, spec, dry_run, changes, &out).await?;
     }
@@ -284,42 +247,56 @@ async fn nat_gateway(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut
             }
         }
     };
-    let rts = c
+    default_route(c, spec, dry_run, changes, ("private-routes", &out.vpc_id, &out.private_subnet_id), Via::Nat(&nat)).await
+}
+
+/// Where a route table's default route goes.
+enum Via<'a> {
+    /// An internet gateway.
+    Gateway(&'a str),
+    /// A NAT gateway.
+    Nat(&'a str),
+}
+
+/// The stack's route table `role` in `vpc`: 0.0.0.0/0 via `via`, associated with `subnet`.
+async fn default_route(
+    c: &Clients,
+    spec: &CloudSpec,
+    dry_run: bool,
+    changes: &mut Vec<Change>,
+    (role, vpc, subnet): (&str, &str, &str),
+    via: Via<'_>,
+) -> Result<(), CloudError> {
+    let name = format!("{}-{role}", spec.stack);
+    let found = c.ec2.describe_route_tables().set_filters(Some(ours(spec, Some(role)))).send().await.map_err(api("DescribeRouteTables"))?;
+    if !found.route_tables().is_empty() {
+        changes.push(Change::new("ok", format!("route table {name}")));
+        return Ok(());
+    }
+    let through = match via {
+        Via::Gateway(_) => "the internet gateway",
+        Via::Nat(_) => "the nat gateway",
+    };
+    changes.push(Change::new("create", format!("route table {name} (0.0.0.0/0 via {through})")));
+    if dry_run {
+        return Ok(());
+    }
+    let r = c
         .ec2
-        .describe_route_tables()
-        .set_filters(Some(ours(spec, Some("private-routes"))))
+        .create_route_table()
+        .vpc_id(vpc)
+        .tag_specifications(tagged(spec, ResourceType::RouteTable, role, &name))
         .send()
         .await
-        .map_err(api("DescribeRouteTables"))?;
-    if rts.route_tables().is_empty() {
-        changes.push(Change::new("create", format!("route table {}-private-routes (0.0.0.0/0 via the nat gateway)", spec.stack)));
-        if !dry_run {
-            let r = c
-                .ec2
-                .create_route_table()
-                .vpc_id(&out.vpc_id)
-                .tag_specifications(tagged(spec, ResourceType::RouteTable, "private-routes", &format!("{}-private-routes", spec.stack)))
-                .send()
-                .await
-                .map_err(api("CreateRouteTable"))?;
-            let rt = r.route_table().and_then(|t| t.route_table_id()).unwrap_or_default().to_string();
-            c.ec2
-                .create_route()
-                .route_table_id(&rt)
-                .destination_cidr_block("0.0.0.0/0")
-                .nat_gateway_id(&nat)
-                .send()
-                .await
-                .map_err(api("CreateRoute"))?;
-            c.ec2
-                .associate_route_table()
-                .route_table_id(&rt)
-                .subnet_id(&out.private_subnet_id)
-                .send()
-                .await
-                .map_err(api("AssociateRouteTable"))?;
-        }
-    }
+        .map_err(api("CreateRouteTable"))?;
+    let rt = r.route_table().and_then(|t| t.route_table_id()).unwrap_or_default().to_string();
+    let route = c.ec2.create_route().route_table_id(&rt).destination_cidr_block("0.0.0.0/0");
+    let route = match via {
+        Via::Gateway(id) => route.gateway_id(id),
+        Via::Nat(id) => route.nat_gateway_id(id),
+    };
+    route.send().await.map_err(api("CreateRoute"))?;
+    c.ec2.associate_route_table().route_table_id(&rt).subnet_id(subnet).send().await.map_err(api("AssociateRouteTable"))?;
     Ok(())
 }
 
@@ -459,12 +436,15 @@ async fn key_pair(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut Ve
     Ok(())
 }
 
+/// Matches instances that are not terminated (or on their way there).
+pub fn live_instances() -> Filter {
+    Filter::builder().name("instance-state-name").values("pending").values("running").values("stopping").values("stopped").build()
+}
+
 /// The stack's instances that are not terminated (or on their way there).
 pub async fn stack_instances(c: &Clients, spec: &CloudSpec) -> Result<Vec<Running>, CloudError> {
     let mut filters = ours(spec, None);
-    filters.push(
-        Filter::builder().name("instance-state-name").values("pending").values("running").values("stopping").values("stopped").build(),
-    );
+    filters.push(live_instances());
     let r = c.ec2.describe_instances().set_filters(Some(filters)).send().await.map_err(api("DescribeInstances"))?;
     Ok(r.reservations()
         .iter()

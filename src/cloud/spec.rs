@@ -1,52 +1,11 @@
 //! The `cloud` var: what the stack should contain, checked whole before any API call.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use serde_json::{Map, Value as Json};
 
 use crate::error::InputError;
-
-/// An IPv4 network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    /// Network address.
-    pub addr: u32,
-    /// Prefix length.
-    pub prefix: u32,
-}
-
-impl Cidr {
-    /// Parses `a.b.c.d/n`; the address must be the network's own (no host bits).
-    pub fn parse(s: &str) -> Option<Cidr> {
-        let (ip, prefix) = s.split_once('/')?;
-        let addr = u32::from(ip.parse::<Ipv4Addr>().ok()?);
-        let prefix: u32 = prefix.parse().ok().filter(|p| *p <= 32)?;
-        let c = Cidr { addr, prefix };
-        (addr & c.mask() == addr).then_some(c)
-    }
-
-    fn mask(self) -> u32 {
-        if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) }
-    }
-
-    /// Whether the two networks share an address.
-    pub fn overlaps(self, other: Cidr) -> bool {
-        let m = self.mask() & other.mask();
-        self.addr & m == other.addr & m
-    }
-
-    /// Whether `other` lies inside this network.
-    pub fn contains(self, other: Cidr) -> bool {
-        other.prefix >= self.prefix && other.addr & self.mask() == self.addr
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.prefix)
-    }
-}
+pub use crate::net::Cidr;
 
 /// Which subnet an instance goes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,16 +230,10 @@ pub fn parse(
 }
 
 fn check_keys(m: &Map<String, Json>, known: &[&str], at: &str, err: &dyn Fn(String) -> InputError) -> Result<(), InputError> {
-    for k in m.keys() {
-        if !known.contains(&k.as_str()) {
-            let e = err(format!("{at}: unknown key `{k}`"));
-            return Err(match crate::inventory::did_you_mean(k, known.iter().copied()) {
-                Some(h) => e.with_help(format!("did you mean `{h}`?")),
-                None => e.with_help(format!("known keys: {}", known.join(", "))),
-            });
-        }
+    match crate::vars::schema::unknown_key(m, known) {
+        Some((k, help)) => Err(err(format!("{at}: unknown key `{k}`")).with_help(help)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// EC2 instance types look like `t3.small`, `m7i-flex.large`, `c6gn.16xlarge`.

@@ -113,18 +113,16 @@ fn known_runners(project: &Project) -> Result<Vec<String>> {
 fn print_changes(changes: &[Change], verb: &str, show_ok: bool) {
     let mut counts = [0usize; 3];
     for c in changes {
-        let (mark, style) = match c.action {
-            "create" => ("+", Style::Green),
-            "update" => ("~", Style::Yellow),
-            "destroy" => ("-", Style::Red),
-            _ => (" ", Style::Dim),
+        let (mark, style, counted) = match c.action {
+            "create" => ("+", Style::Green, Some(0)),
+            "update" => ("~", Style::Yellow, Some(1)),
+            "destroy" => ("-", Style::Red, Some(2)),
+            _ => (" ", Style::Dim, None),
         };
-        match c.action {
-            "create" => counts[0] += 1,
-            "update" => counts[1] += 1,
-            "destroy" => counts[2] += 1,
-            _ if !show_ok => continue,
-            _ => {}
+        match counted {
+            Some(i) => counts[i] += 1,
+            None if !show_ok => continue,
+            None => {}
         }
         output::out(&format!("  {} {}\n", paint(style, mark), c.what));
     }

@@ -189,7 +189,7 @@ impl File {
             return Some(match &self.redacted_view {
                 Some((o, n)) => {
                     let before = if o.is_empty() { "/dev/null" } else { self.path.as_str() };
-                    Diff::Text(similar::TextDiff::from_lines(o, n).unified_diff().context_radius(3).header(before, &self.path).to_string())
+                    Diff::Text(unified(o, n, before, &self.path))
                 }
                 None => Diff::Secret,
             });
@@ -206,12 +206,16 @@ impl File {
             (Ok(o), Ok(n)) => {
                 let before = if current.is_some() { self.path.clone() } else { "/dev/null".into() };
                 let after = if self.ensure == Ensure::Absent { "/dev/null".to_string() } else { self.path.clone() };
-                let d = similar::TextDiff::from_lines(o, n).unified_diff().context_radius(3).header(&before, &after).to_string();
-                Some(Diff::Text(d))
+                Some(Diff::Text(unified(o, n, &before, &after)))
             }
             _ => Some(Diff::Text("(binary content changed)".into())),
         }
     }
+}
+
+/// A unified diff with three lines of context.
+fn unified(old: &str, new: &str, before: &str, after: &str) -> String {
+    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header(before, after).to_string()
 }
 
 impl Resource for File {

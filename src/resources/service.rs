@@ -12,23 +12,27 @@ pub const DAEMON_RELOAD: &str = "systemd daemon-reload";
 /// come before the daemon-reload handler, which waits for the last unit file), clears a start
 /// limit an intentional restart must not trip, then restarts (`try`: only if running).
 pub fn restart_script(unit: &str, only_if_running: bool) -> String {
-    let u = q(unit);
     let verb = if only_if_running { "try-restart" } else { "restart" };
+    format!("{}systemctl {verb} {}\n", before_restart(unit), q(unit))
+}
+
+/// sh run before any restart of `unit`: a daemon-reload if its files changed, and its start
+/// limit cleared.
+fn before_restart(unit: &str) -> String {
+    let u = q(unit);
     format!(
         "if [ \"$(systemctl show -p NeedDaemonReload --value {u})\" = yes ]; then systemctl daemon-reload; fi\n\
-         systemctl reset-failed {u} 2>/dev/null || true\nsystemctl {verb} {u}\n"
+         systemctl reset-failed {u} 2>/dev/null || true\n"
     )
 }
 
-/// A unit file under /etc/systemd/system that notifies a daemon-reload (registered on `desired`).
 /// A restart that cannot leave the service down because of a bad config: when `unit` fails to
 /// start, `files` get their previous content back (see `File::keep_previous`), the unit is
 /// started again with it, and the step fails with the service's own last log lines.
 pub fn restart_or_restore_script(unit: &str, files: &[&str]) -> String {
     let u = q(unit);
     format!(
-        "if [ \"$(systemctl show -p NeedDaemonReload --value {u})\" = yes ]; then systemctl daemon-reload; fi\n\
-         systemctl reset-failed {u} 2>/dev/null || true\n\
+        "{before}\
          since=$(date '+%Y-%m-%d %H:%M:%S')\n\
          if ! systemctl restart {u} 2>/dev/null; then\n\
          why=$(journalctl -u {u} --since \"$since\" --no-pager -o cat 2>/dev/null | grep -v -e '^$' -e 'Scheduled restart' -e 'Stopped ' -e 'Starting ' | tail -n 4)\n\
@@ -36,16 +40,17 @@ pub fn restart_or_restore_script(unit: &str, files: &[&str]) -> String {
          systemctl daemon-reload\n\
          systemctl reset-failed {u} 2>/dev/null || true\n\
          if systemctl restart {u}; then state='running again with it'; else state='STILL DOWN'; fi\n\
-         printf '%s failed to start with the new configuration; restored the previous one (%s) and it is %s.\\n%s said:\\n%s\\n' {plain} \"$(echo $restored)\" \"$state\" {plain} \"$why\" >&2\n\
+         printf '%s failed to start with the new configuration; restored the previous one (%s) and it is %s.\\n%s said:\\n%s\\n' {u} \"$(echo $restored)\" \"$state\" {u} \"$why\" >&2\n\
          exit 1\n\
          fi\n\
          {forget}",
         restore = super::file::restore_previous_script(files),
+        before = before_restart(unit),
         forget = super::file::forget_previous_script(files),
-        plain = q(unit),
     )
 }
 
+/// A unit file under /etc/systemd/system that notifies a daemon-reload (registered on `desired`).
 pub fn unit_file(desired: &mut Desired, name: &str, content: String) -> Step {
     unit_file_from(desired, File::new(&format!("/etc/systemd/system/{name}"), content))
 }

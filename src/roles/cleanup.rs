@@ -54,13 +54,9 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     for name in ["cleanup_on_calendar", "cleanup_prune_filter"] {
         let value = ctx.str(name);
         if value.is_empty() || value.contains(['"', '\\', '\n', '%']) {
-            let span = ctx.host.vars.get(name).map(|r| r.span);
             let msg =
                 format!("`{name}` must be a non-empty value without quotes, backslashes, % or newlines (it goes into a systemd unit)");
-            return Err(match span {
-                Some(s) => InputError::at(s, msg, "not allowed here"),
-                None => InputError::plain(msg),
-            });
+            return Err(ctx.error_at(name, msg, "not allowed here"));
         }
     }
     let prune = format!(

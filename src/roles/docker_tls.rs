@@ -6,6 +6,7 @@ use serde_json::{Map, Value as Json, json};
 use super::{Role, RoleContext};
 use crate::engine::{Desired, Step};
 use crate::error::InputError;
+use crate::net::Cidr;
 use crate::resources::directory::Directory;
 use crate::resources::file::File;
 use crate::resources::netlink::LinkAbsent;
@@ -160,20 +161,17 @@ fn ci_daemon_absent(ctx: &RoleContext, desired: &mut Desired) -> Result<(), Inpu
 /// (172.17.0.0/16 unless `bip` says otherwise) or the host's own addresses.
 fn check_cidr(ctx: &RoleContext) -> Result<String, InputError> {
     let raw = ctx.str("docker_ci_bridge_cidr");
-    let err = |msg: String| match ctx.host.vars.get("docker_ci_bridge_cidr") {
-        Some(r) => InputError::at(r.span, msg, "bad bridge network"),
-        None => InputError::plain(msg),
-    };
+    let err = |msg: String| ctx.error_at("docker_ci_bridge_cidr", msg, "bad bridge network");
     let net = parse_cidr(&raw).ok_or_else(|| err(format!("`docker_ci_bridge_cidr` must look like 172.30.0.1/16, found `{raw}`")))?;
     let bip = ctx.var("docker_daemon_config").get("bip").and_then(|v| v.as_str()).unwrap_or("172.17.0.1/16").to_string();
     if let Some(docker0) = parse_cidr(&bip)
-        && overlaps(net, docker0)
+        && net.overlaps(docker0)
     {
         return Err(err(format!("`docker_ci_bridge_cidr` {raw} overlaps the host daemon's bridge {bip}")));
     }
     for addr in [&ctx.host.connection.private_address, &ctx.host.connection.address] {
         if let Ok(ip) = addr.parse::<std::net::Ipv4Addr>()
-            && overlaps(net, (u32::from(ip), 32))
+            && net.overlaps(Cidr::host(ip))
         {
             return Err(err(format!("`docker_ci_bridge_cidr` {raw} contains the host's address {addr}")));
         }
@@ -181,17 +179,9 @@ fn check_cidr(ctx: &RoleContext) -> Result<String, InputError> {
     Ok(raw)
 }
 
-fn parse_cidr(s: &str) -> Option<(u32, u32)> {
-    let (ip, prefix) = s.split_once('/')?;
-    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
-    let prefix: u32 = prefix.parse().ok().filter(|p| (8..=32).contains(p))?;
-    Some((u32::from(ip), prefix))
-}
-
-fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
-    let prefix = a.1.min(b.1);
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-    a.0 & mask == b.0 & mask
+/// The bridge's `address/prefix` (prefix 8 or longer).
+fn parse_cidr(s: &str) -> Option<Cidr> {
+    Cidr::parse_address(s).filter(|c| c.prefix >= 8)
 }
 
 /// daemon.json: listen addresses (the TLS port only with `tls`), registry mirrors, then the
@@ -226,14 +216,14 @@ pub fn daemon_json(ctx: &RoleContext, tls_dir: &str, tls: bool) -> Result<String
 
 #[cfg(test)]
 mod tests {
-    use super::{overlaps, parse_cidr};
+    use super::parse_cidr;
 
     #[test]
     fn cidr_overlap() {
         let docker0 = parse_cidr("172.17.0.1/16").unwrap();
-        assert!(!overlaps(parse_cidr("172.30.0.1/16").unwrap(), docker0));
-        assert!(overlaps(parse_cidr("172.17.200.1/24").unwrap(), docker0));
-        assert!(overlaps(parse_cidr("172.16.0.1/12").unwrap(), docker0), "a wider network containing docker0");
+        assert!(!parse_cidr("172.30.0.1/16").unwrap().overlaps(docker0));
+        assert!(parse_cidr("172.17.200.1/24").unwrap().overlaps(docker0));
+        assert!(parse_cidr("172.16.0.1/12").unwrap().overlaps(docker0), "a wider network containing docker0");
         assert!(parse_cidr("172.30.0.1").is_none() && parse_cidr("300.1.1.1/16").is_none() && parse_cidr("10.0.0.1/4").is_none());
     }
 }

@@ -7,6 +7,17 @@ use serde_json::Value as Json;
 use super::resolve::HostVars;
 use crate::error::InputError;
 
+/// The first key of `map` not in `known`, with a hint for the user: the closest known key, or
+/// the list of them.
+pub fn unknown_key(map: &serde_json::Map<String, Json>, known: &[&str]) -> Option<(String, String)> {
+    let key = map.keys().find(|k| !known.contains(&k.as_str()))?;
+    let help = match crate::inventory::did_you_mean(key, known.iter().copied()) {
+        Some(h) => format!("did you mean `{h}`?"),
+        None => format!("known keys: {}", known.join(", ")),
+    };
+    Some((key.clone(), help))
+}
+
 /// The type a known var must have.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {

@@ -45,8 +45,8 @@ fn settings(v: Option<&Json>, known: &[&str], err: &dyn Fn(String) -> InputError
         Some(Json::Object(m)) => m.clone(),
         Some(_) => return Err(err("must be a mapping".into())),
     };
-    if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(err(format!("unknown key `{k}` (known: {})", known.join(", "))));
+    if let Some((k, help)) = crate::vars::schema::unknown_key(&m, known) {
+        return Err(err(format!("unknown key `{k}`")).with_help(help));
     }
     Ok(m)
 }

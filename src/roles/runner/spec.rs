@@ -54,15 +54,8 @@ pub fn runners(ctx: &RoleContext) -> Result<Vec<PlannedRunner>, InputError> {
     for (i, entry) in list.iter().enumerate() {
         let Json::Object(map) = entry else { return Err(err(format!("runners[{i}] must be a mapping with at least `name`"))) };
         let r = Entry { map, at: format!("runners[{i}]"), err: &err };
-        for key in map.keys() {
-            if !KEYS.contains(&key.as_str()) {
-                let help = crate::inventory::did_you_mean(key, KEYS.iter().copied());
-                let e = err(format!("{}: unknown key `{key}`", r.at));
-                return Err(match help {
-                    Some(h) => e.with_help(format!("did you mean `{h}`?")),
-                    None => e.with_help(format!("known keys: {}", KEYS.join(", "))),
-                });
-            }
+        if let Some((key, help)) = crate::vars::schema::unknown_key(map, KEYS) {
+            return Err(err(format!("{}: unknown key `{key}`", r.at)).with_help(help));
         }
         let planned = planned(ctx, &r)?;
         if out.iter().any(|o| o.section.name == planned.section.name) {
