@@ -17,6 +17,7 @@ pub mod output;
 pub mod project;
 pub mod resources;
 pub mod roles;
+pub mod sh;
 pub mod source;
 pub mod transport;
 pub mod vars;
