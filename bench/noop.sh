@@ -10,7 +10,7 @@ cargo build --release --locked --quiet
 BIN=./target/release/provision
 now() { date +%s.%N; }
 for n in ${BENCH_SIZES:-2 20}; do
-  bash lab/lab up --masters 1 --slaves $((n - 1)) >/dev/null 2>&1
+  bash lab/lab up --distro bookworm --masters 1 --slaves $((n - 1)) >/dev/null 2>&1
   # The first converge loads images on every host at once; under that load a host may time out:
   # converge again, and stop with the failures if it still does not.
   $BIN -i lab/inventory.yaml apply >/dev/null 2>&1 || $BIN -i lab/inventory.yaml apply --format json >/tmp/bench-converge.json \
