@@ -421,6 +421,13 @@ mod tests {
     }
 
     #[test]
+    fn paths_that_climb_or_are_relative_are_refused() {
+        for p in ["/etc/systemd/system/../../../root/x", "relative", "/etc/a\nb"] {
+            assert!(File::new(p, "x").plan("state=absent").is_err(), "{p}");
+        }
+    }
+
+    #[test]
     fn paths_are_quoted() {
         let f = File::new("/tmp/a b/$(reboot)", "x");
         assert!(f.probe().starts_with("f='/tmp/a b/$(reboot)'\n"));
