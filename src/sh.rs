@@ -46,6 +46,12 @@ impl Cmd {
         Cmd { words: vec![Word::Lit(program.to_string())] }
     }
 
+    /// An argument list without a program: the tail of a command (e.g. what follows
+    /// `docker run -d`), rendered the same way.
+    pub fn tail() -> Self {
+        Cmd { words: Vec::new() }
+    }
+
     /// Adds a literal argument.
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.words.push(Word::Lit(a.as_ref().to_string()));

@@ -405,6 +405,31 @@ mod engine_resources {
         on_host("lab-slave-1", "userdel mallory 2>/dev/null; true");
     }
 
+    /// Issue 12.2/12.3: a local user plants a symlink at the temp name earlier versions wrote
+    /// beside a file (in a directory they can write to, like config.toml's, which the runner
+    /// container mounts); root neither writes through it nor chowns its target.
+    #[test]
+    fn a_symlink_planted_beside_a_file_is_never_written_through() {
+        use provision::resources::file::File;
+        let _s = serial();
+        on_host(
+            "lab-slave-1",
+            "id mallory >/dev/null 2>&1 || useradd -M -s /bin/sh mallory; rm -rf /tmp/shared /tmp/victim; \
+             mkdir -m 1777 /tmp/shared; echo keep > /tmp/victim; chmod 644 /tmp/victim; \
+             su mallory -c 'ln -s /tmp/victim /tmp/shared/.key.pem.provision-tmp'",
+        );
+        let mut d = Desired::default();
+        d.steps.push(Step::new(File::new("/tmp/shared/key.pem", "SECRET\n").mode(0o600).secret()));
+        let r = apply("lab-slave-1", d);
+        assert_eq!((r.changed, r.failed), (1, 0), "{r:?}");
+        assert_eq!(
+            on_host("lab-slave-1", "cat /tmp/victim; stat -c '%U %a' /tmp/victim /tmp/shared/key.pem; ls -A /tmp/shared | wc -l"),
+            "keep\nroot 644\nroot 600\n2\n",
+            "the target is untouched; the key is written; no temp file is left"
+        );
+        on_host("lab-slave-1", "rm -rf /tmp/shared /tmp/victim; userdel mallory 2>/dev/null; true");
+    }
+
     #[test]
     fn handlers_owed_by_a_failed_run_run_on_the_next() {
         use provision::resources::file::File;

@@ -275,7 +275,7 @@ impl Container {
     /// Everything after `docker run -d`, but the spec label. Its rendering is what the spec
     /// hash is taken of: changing it recreates every container, so it stays as it is.
     fn run_args(&self) -> String {
-        let mut args = Cmd::new("--name").arg(&self.name).arg("--restart").arg(&self.restart);
+        let mut args = Cmd::tail().arg("--name").arg(&self.name).arg("--restart").arg(&self.restart);
         args = args.arg("--stop-timeout").arg(self.stop_timeout.to_string());
         if let Some(sig) = &self.stop_signal {
             args = args.arg("--stop-signal").arg(sig);
