@@ -72,7 +72,7 @@ pub struct ArchivedImage {
 
 /// What is remembered of one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Facts {
+pub struct ArchiveFacts {
     /// Hex sha256 of the whole file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
@@ -83,7 +83,7 @@ pub struct Facts {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CacheFile {
-    entries: Vec<(Key, Facts)>,
+    entries: Vec<(Key, ArchiveFacts)>,
 }
 
 /// The on-disk cache: one small JSON file in a private directory.
@@ -113,14 +113,14 @@ impl Cache {
         std::fs::read(&self.file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
-    fn get(&self, key: &Key) -> Facts {
+    fn get(&self, key: &Key) -> ArchiveFacts {
         self.load().entries.into_iter().find(|(k, _)| k == key).map(|(_, f)| f).unwrap_or_default()
     }
 
     /// Records `facts` for `key`; failures are ignored (the next run hashes again).
-    fn put(&self, key: &Key, facts: &Facts) {
+    fn put(&self, key: &Key, facts: &ArchiveFacts) {
         let mut all = self.load();
-        all.entries.retain(|(k, _)| k != key && k.path != key.path);
+        all.entries.retain(|(k, _)| k.path != key.path);
         all.entries.push((key.clone(), facts.clone()));
         let excess = all.entries.len().saturating_sub(MAX_ENTRIES);
         all.entries.drain(..excess);
@@ -147,7 +147,7 @@ fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Facts already computed in this process, by file.
-static MEMO: Mutex<Option<HashMap<Key, Facts>>> = Mutex::new(None);
+static MEMO: Mutex<Option<HashMap<Key, ArchiveFacts>>> = Mutex::new(None);
 /// Held while a file is read, so hosts planned at once read a shared archive once.
 static READING: Mutex<()> = Mutex::new(());
 
@@ -168,9 +168,9 @@ pub fn sha256(path: &Path) -> Result<String, DigestError> {
 /// The facts of `path`, completed by `fill` when `has` says they lack something.
 pub(crate) fn facts(
     path: &Path,
-    has: impl Fn(&Facts) -> bool,
-    fill: impl FnOnce(&Path, &mut Facts) -> Result<(), DigestError>,
-) -> Result<Facts, DigestError> {
+    has: impl Fn(&ArchiveFacts) -> bool,
+    fill: impl FnOnce(&Path, &mut ArchiveFacts) -> Result<(), DigestError>,
+) -> Result<ArchiveFacts, DigestError> {
     let key = Key::of(path)?;
     let remembered = |key: &Key| MEMO.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).get(key).cloned();
     if let Some(f) = remembered(&key).filter(&has) {
