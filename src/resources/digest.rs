@@ -236,6 +236,8 @@ mod tests {
         let never = AtomicBool::new(false);
         let first = cached_sha256(&file, &cache, &never).unwrap();
         assert_eq!(first, hex::encode(Sha256::digest(b"first")));
+        let on_disk = std::fs::read_to_string(dir.path().join("cache/archives.json")).unwrap();
+        assert!(on_disk.contains(&first), "remembered across runs: {on_disk}");
         // Same size and mtime: the cache answers without reading (the content is not looked at).
         let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
         std::fs::write(&file, b"other").unwrap();
