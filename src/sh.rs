@@ -46,6 +46,12 @@ impl Cmd {
         Cmd { words: vec![Word::Lit(program.to_string())] }
     }
 
+    /// An argument list without a program: the tail of a command (e.g. what follows
+    /// `docker run -d`), rendered the same way.
+    pub fn tail() -> Self {
+        Cmd { words: Vec::new() }
+    }
+
     /// Adds a literal argument.
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.words.push(Word::Lit(a.as_ref().to_string()));
@@ -151,6 +157,21 @@ impl Script {
         self.line(&format!("trap 'rm -f {}' EXIT", refs.join(" ")))
     }
 
+    /// Creates a fresh temp file in the directory held in the sh variable `dir_var` and stores
+    /// its path in `var`. `mktemp` creates it exclusively with mode 0600 before a byte is
+    /// written: a name or symlink someone planted beside the target is never written through.
+    pub fn private_temp(&mut self, var: &str, dir_var: &str) -> &mut Self {
+        debug_assert!(is_var_name(var) && is_var_name(dir_var), "bad sh variable names {var} {dir_var}");
+        self.line(&format!("{var}=$(mktemp \"${dir_var}/.provision-tmp.XXXXXX\")"))
+    }
+
+    /// Fails the script when the path in the sh variable `var` is a symbolic link: root must
+    /// not chown, chmod or write through a link someone planted.
+    pub fn refuse_symlink(&mut self, var: &str) -> &mut Self {
+        debug_assert!(is_var_name(var), "bad sh variable name {var}");
+        self.line(&format!("if [ -L \"${var}\" ]; then echo \"refusing ${var}: it is a symbolic link\" >&2; exit 1; fi"))
+    }
+
     /// Cancels the EXIT trap.
     pub fn untrap(&mut self) -> &mut Self {
         self.line("trap - EXIT")
@@ -216,6 +237,77 @@ pub fn kv_get<'a>(kv: &'a [(String, String)], key: &str) -> Option<&'a str> {
     kv.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// sh printing `key=VALUE` lines with one `printf`, for values that cannot hold a newline (a
+/// mode, a user name, a hash, base64 without line breaks). `pairs` are (key, sh expression).
+pub fn kv_printf(pairs: &[(&str, &str)]) -> String {
+    let format: String = pairs.iter().map(|(k, _)| format!("{k}=%s\\n")).collect();
+    let values: Vec<&str> = pairs.iter().map(|(_, v)| *v).collect();
+    format!("printf '{format}' {}", values.join(" "))
+}
+
+/// Probe output parsed from `key=value` lines, with lookups that name what is missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kv(Vec<(String, String)>);
+
+impl Kv {
+    /// Parses `key=value` lines (see [`parse_kv`]).
+    pub fn parse(text: &str) -> Result<Kv, String> {
+        parse_kv(text).map(Kv)
+    }
+
+    /// The value of `key` (the last one wins).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        kv_get(&self.0, key)
+    }
+
+    /// The value of `key`, or an error naming it.
+    pub fn require(&self, key: &str) -> Result<&str, String> {
+        self.get(key).ok_or_else(|| format!("missing `{key}=`"))
+    }
+}
+
+/// Where uploads land on a host: a root-only directory, so no other user can plant, read or
+/// swap an upload. Each upload has a random name (see [`upload_path`]).
+pub const UPLOAD_DIR: &str = "/var/lib/provision/uploads";
+
+/// A fresh private path for an upload in [`UPLOAD_DIR`], random per call: two runs never share
+/// an upload file, and nobody can guess the name ahead. `suffix` ends it (e.g. `image.tar`).
+pub fn upload_path(suffix: &str) -> String {
+    debug_assert!(suffix.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "bad suffix {suffix}");
+    format!("{UPLOAD_DIR}/{:016x}.{suffix}", rand::random::<u64>())
+}
+
+/// sh that receives an upload of exactly `size` bytes on stdin into `remote` (a path in
+/// [`UPLOAD_DIR`]): the directory is made root-only (a symlink or someone else's directory is
+/// refused), the file is created exclusively (never through an existing name) under umask 077,
+/// and a short or failed transfer removes what was written and fails. Uploads a lost run left
+/// behind for a day are removed on the way.
+pub fn receive_upload(remote: &str, size: u64) -> String {
+    let (dir, _) = remote.rsplit_once('/').unwrap_or((UPLOAD_DIR, remote));
+    let mut s = Script::new();
+    s.line("umask 077");
+    s.set("d", dir).set("f", remote);
+    s.line("(umask 022; mkdir -p -- \"${d%/*}\") && { mkdir -m 0700 -- \"$d\" 2>/dev/null || true; }");
+    s.line("if [ -L \"$d\" ] || [ ! -d \"$d\" ] || [ \"$(stat -c %u -- \"$d\")\" != 0 ]; then echo \"refusing $d: not a root-owned directory\" >&2; exit 1; fi");
+    s.line("chmod 0700 -- \"$d\"");
+    s.line("find \"$d\" -mindepth 1 -maxdepth 1 -type f -mmin +1440 -exec rm -f -- {} + 2>/dev/null || true");
+    s.line("if [ -e \"$f\" ] || [ -L \"$f\" ]; then echo \"refusing $f: it exists\" >&2; exit 1; fi");
+    s.line("set -C");
+    s.line(&format!(
+        "if cat > \"$f\" && [ \"$(stat -c %s -- \"$f\")\" -eq {size} ]; then exit 0; fi\nrm -f -- \"$f\"\necho \"the upload to $f was cut short\" >&2\nexit 1"
+    ));
+    s.into_string()
+}
+
+/// sh failing unless the file at `file_expr` (a sh word such as `"$f"`) has the sha256
+/// `digest`: what was uploaded is what is used.
+pub fn check_sha256(file_expr: &str, digest: &str) -> String {
+    debug_assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()), "bad digest {digest}");
+    format!(
+        "h=$(sha256sum < {file_expr}); [ \"${{h%% *}}\" = {digest} ] || {{ echo 'an upload does not have the sha256 of the local file (changed on the host?)' >&2; exit 1; }}"
+    )
+}
+
 /// Refuses a value that a command would read as an option (it starts with `-`).
 pub fn check_not_option(what: &str, value: &str) -> Result<(), String> {
     if value.starts_with('-') {
@@ -243,12 +335,87 @@ pub fn check_name(what: &str, value: &str) -> Result<(), String> {
         && value.len() <= 253
         && !value.starts_with(['-', '.'])
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok { Ok(()) } else { Err(format!("{what} `{value}` is not a valid name (letters, digits, `.`, `_`, `-`; not starting with `-` or `.`)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what} `{value}` is not a valid name (letters, digits, `.`, `_`, `-`; not starting with `-` or `.`)"))
+    }
+}
+
+/// Runs `script` with the local `sh` the way the engine runs a step (a subshell with `set -e`),
+/// for tests of generated scripts; returns whether it succeeded, and its stdout and stderr.
+#[cfg(test)]
+pub(crate) fn run_locally(script: &str, stdin: &[u8]) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("(\nset -e\n{script}\n)"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sh");
+    let _ = child.stdin.take().expect("stdin").write_all(stdin);
+    let o = child.wait_with_output().expect("wait for sh");
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Whether tests run as root (scripts that chown to root need it).
+#[cfg(test)]
+pub(crate) fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_is_received_privately_and_a_cut_one_leaves_nothing() {
+        if !is_root() {
+            return; // the upload directory must be root's
+        }
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("uploads");
+        let remote = dir.join("0123.image.tar");
+        let remote = remote.to_str().unwrap();
+        let (ok, _, err) = run_locally(&receive_upload(remote, 5), b"12345");
+        assert!(ok, "{err}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(std::path::Path::new(remote))), (0o700, 0o600), "root-only directory and file");
+        // The same name again: never written through (exclusive create).
+        let (ok, _, _) = run_locally(&receive_upload(remote, 5), b"other");
+        assert!(!ok);
+        std::fs::remove_file(remote).unwrap();
+        // A transfer cut short (the connection dropped: stdin ends early) leaves nothing.
+        let (ok, _, err) = run_locally(&receive_upload(remote, 10), b"12345");
+        assert!(!ok && err.contains("cut short"), "{err}");
+        assert!(!std::path::Path::new(remote).exists(), "the partial upload was removed");
+        // A symlink planted as the directory is refused.
+        std::fs::remove_dir(&dir).unwrap();
+        let elsewhere = base.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        let (ok, _, err) = run_locally(&receive_upload(remote, 5), b"12345");
+        assert!(!ok && err.contains("refusing"), "{err}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing was written through the link");
+    }
+
+    #[test]
+    fn a_file_with_another_sha256_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("u");
+        std::fs::write(&f, b"swapped").unwrap();
+        let mut s = Script::new();
+        s.set("f", f.to_str().unwrap());
+        let good = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"swapped"));
+        let bad = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"original"));
+        assert!(run_locally(&format!("{s}{}", check_sha256("\"$f\"", &good)), b"").0);
+        let (ok, _, err) = run_locally(&format!("{s}{}", check_sha256("\"$f\"", &bad)), b"");
+        assert!(!ok && err.contains("sha256"), "{err}");
+    }
 
     #[test]
     fn quotes_only_what_needs_it() {

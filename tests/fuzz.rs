@@ -167,13 +167,13 @@ fn the_probe_output_parsers_never_panic() {
         Box::new(docker::Image { reference: "registry:2".into(), archive: None, daemon: docker::Daemon::default() }),
     ];
     let states = [
-        "file 644 root root\nsha256 0f0e2c9f2b8c7e1f5d2a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70\ncontent\nY29udGVudAo=\n",
-        "absent\n",
-        "dir 755 root root\n",
+        "state=file\nmode=644\nowner=root\ngroup=root\nsha256=0f0e2c9f2b8c7e1f5d2a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70\ncontent=Y29udGVudAo=\n",
+        "state=absent\n",
+        "state=dir\nmode=755\nowner=root\ngroup=root\n",
         "LoadState=loaded\nUnitFileState=enabled\nActiveState=active\nNeedDaemonReload=no\n",
-        "dpkg\ninstalled 1.0-1\n",
-        "true sha256:abc io.provision.spec=1234\nsha256:abc\n",
-        "sha256:abc\n",
+        "manager=dpkg\nstatus=installed\nversion=1.0-1\n",
+        "container=present\nrunning=true\ncontainer_image=sha256:abc\nspec=1234\nimage=sha256:abc\n",
+        "image=sha256:abc\n",
     ];
     let framed = format!(
         "{}{}{}",

@@ -331,7 +331,7 @@ mod engine_resources {
         let _s = serial();
         on_host(
             "lab-slave-1",
-            "docker rm -f provision-test >/dev/null 2>&1; docker rmi provision-lab/busybox:1 >/dev/null 2>&1; rm -f /var/tmp/provision-*; true",
+            "docker rm -f provision-test >/dev/null 2>&1; docker rmi provision-lab/busybox:1 >/dev/null 2>&1; rm -f /var/tmp/provision-* /var/lib/provision/uploads/*; true",
         );
         let r = apply("lab-slave-1", busybox("1"));
         assert_eq!(r.failed, 0, "{r:?}");
@@ -344,7 +344,7 @@ mod engine_resources {
         );
         let id = on_host("lab-slave-1", "docker inspect -f '{{.Id}} {{.State.Running}}' provision-test");
         assert!(id.ends_with(" true\n"), "{id}");
-        assert_eq!(on_host("lab-slave-1", "ls /var/tmp | grep -c provision-image || true"), "0\n", "the uploaded archive was removed");
+        assert_eq!(on_host("lab-slave-1", "ls -A /var/lib/provision/uploads | wc -l"), "0\n", "the uploaded archive was removed");
 
         let r = apply("lab-slave-1", busybox("1"));
         assert_eq!((r.changed, r.failed), (0, 0), "re-apply: {:?}", statuses(&r));
@@ -366,6 +366,68 @@ mod engine_resources {
         let r = apply("lab-slave-1", gone);
         assert_eq!(statuses(&r), ["Changed removed"]);
         assert_eq!(on_host("lab-slave-1", "docker ps -aq --filter name=provision-test | wc -l"), "0\n");
+    }
+
+    /// Issue 12.1/12.5: uploads are private to their run. A local unprivileged user cannot reach
+    /// them, two applies started together each load their own file (before, both wrote one
+    /// predictable /var/tmp name and the first failed with `invalid diffID`), and nothing is
+    /// left behind, by the run that loaded or by the one that found the host locked.
+    #[test]
+    fn uploads_are_private_to_their_run_and_never_left_behind() {
+        use provision::engine::Status;
+        let _s = serial();
+        let uploads = "/var/lib/provision/uploads";
+        on_host(
+            "lab-slave-1",
+            "id mallory >/dev/null 2>&1 || useradd -M -s /bin/sh mallory; \
+             docker rm -f provision-test >/dev/null 2>&1; docker rmi provision-lab/busybox:1 >/dev/null 2>&1; true",
+        );
+        let image = || {
+            let archive = lab_inventory().parent().unwrap().join("state/images/busybox.tar");
+            let image = Image { reference: "provision-lab/busybox:1".into(), archive: Some(archive), daemon: Daemon::default() };
+            Desired { steps: vec![Step::new(image)], handlers: vec![] }
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| apply("lab-slave-1", image()));
+            let b = s.spawn(|| apply("lab-slave-1", image()));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        for r in [&a, &b] {
+            assert!(r.resources.iter().all(|x| x.status != Status::Failed), "{r:?}");
+        }
+        assert!([&a, &b].iter().any(|r| r.changed == 1), "one of them loaded the image: {a:?} {b:?}");
+        assert_eq!(on_host("lab-slave-1", &format!("stat -c '%U %a' {uploads}")), "root 700\n", "root-only");
+        assert_eq!(on_host("lab-slave-1", &format!("ls -A {uploads} | wc -l")), "0\n", "no upload left behind");
+        let denied = on_host("lab-slave-1", &format!("su mallory -c ': > {uploads}/x' 2>&1 && echo written || echo denied"));
+        assert!(denied.ends_with("denied\n"), "{denied}");
+        let r = apply("lab-slave-1", image());
+        assert_eq!((r.changed, r.failed), (0, 0), "{r:?}");
+        on_host("lab-slave-1", "userdel mallory 2>/dev/null; true");
+    }
+
+    /// Issue 12.2/12.3: a local user plants a symlink at the temp name earlier versions wrote
+    /// beside a file (in a directory they can write to, like config.toml's, which the runner
+    /// container mounts); root neither writes through it nor chowns its target.
+    #[test]
+    fn a_symlink_planted_beside_a_file_is_never_written_through() {
+        use provision::resources::file::File;
+        let _s = serial();
+        on_host(
+            "lab-slave-1",
+            "id mallory >/dev/null 2>&1 || useradd -M -s /bin/sh mallory; rm -rf /tmp/shared /tmp/victim; \
+             mkdir -m 1777 /tmp/shared; echo keep > /tmp/victim; chmod 644 /tmp/victim; \
+             su mallory -c 'ln -s /tmp/victim /tmp/shared/.key.pem.provision-tmp'",
+        );
+        let mut d = Desired::default();
+        d.steps.push(Step::new(File::new("/tmp/shared/key.pem", "SECRET\n").mode(0o600).secret()));
+        let r = apply("lab-slave-1", d);
+        assert_eq!((r.changed, r.failed), (1, 0), "{r:?}");
+        assert_eq!(
+            on_host("lab-slave-1", "cat /tmp/victim; stat -c '%U %a' /tmp/victim /tmp/shared/key.pem; ls -A /tmp/shared | wc -l"),
+            "keep\nroot 644\nroot 600\n2\n",
+            "the target is untouched; the key is written; no temp file is left"
+        );
+        on_host("lab-slave-1", "rm -rf /tmp/shared /tmp/victim; userdel mallory 2>/dev/null; true");
     }
 
     #[test]
@@ -1291,7 +1353,10 @@ mod interruptions {
 
     fn no_leftovers() {
         assert_eq!(
-            on_host("lab-slave-1", "find /etc /var/tmp -name '*provision-tmp' -o -name 'provision-image-*' | wc -l"),
+            on_host(
+                "lab-slave-1",
+                "find /etc /var/tmp /var/lib/provision -name '*provision-tmp*' -o -name 'provision-image-*' -o -path '/var/lib/provision/uploads/*' | wc -l"
+            ),
             "0\n",
             "no temp file or upload is left behind"
         );
@@ -1303,7 +1368,7 @@ mod interruptions {
         let _s = serial();
         remove_dind_image();
         let child = spawn_apply();
-        wait_on_slave("ls /var/tmp/provision-image-* >/dev/null 2>&1", "the upload to start");
+        wait_on_slave("ls /var/lib/provision/uploads/*.image.tar >/dev/null 2>&1", "the upload to start");
         assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
         let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));

@@ -88,15 +88,16 @@ fn notifiers(desired: &Desired, handler: &Handler) -> Vec<usize> {
 /// The apply script. Sections are `r<step>` and `h<handler>`; the first failure stops it.
 pub fn script(desired: &Desired, plan: &ApplyPlan, nonce: &str) -> String {
     let mut s = String::from(PRELUDE);
+    // Before the lock: a run that finds the host locked removes its own (private) uploads too.
+    if !plan.uploads.is_empty() {
+        let paths: Vec<String> = plan.uploads.iter().map(|p| crate::vars::template::shell_quote(p)).collect();
+        s.push_str(&format!("trap 'rm -f {}' EXIT\n", paths.join(" ").replace('\'', "'\\''")));
+    }
     s.push_str(&format!(
         "command -v flock >/dev/null 2>&1 || {{ printf '@@{nonce} noflock\\n'; exit 0; }}\n\
          exec 9>>{LOCK_FILE}\n\
          flock -n 9 || {{ printf '@@{nonce} locked\\n'; exit 0; }}\n"
     ));
-    if !plan.uploads.is_empty() {
-        let paths: Vec<String> = plan.uploads.iter().map(|p| crate::vars::template::shell_quote(p)).collect();
-        s.push_str(&format!("trap 'rm -f {}' EXIT\n", paths.join(" ").replace('\'', "'\\''")));
-    }
     // Record the handlers this run owes before changing anything: if it stops early (a failed
     // step, a lost connection), the next run finds them and runs them.
     if !plan.handlers.is_empty() {

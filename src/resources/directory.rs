@@ -1,7 +1,8 @@
 //! A directory: exists, with mode and owner.
 
-use super::{first_line, fmt_mode, parse_mode, q, set_meta};
+use super::{check_absolute, fmt_mode, parse_mode, set_meta};
 use crate::engine::{Change, Resource};
+use crate::sh::{Cmd, Kv, Script, kv_printf};
 
 /// A managed directory (parents are created as needed).
 #[derive(Debug, Clone)]
@@ -42,39 +43,71 @@ impl Resource for Directory {
     }
 
     fn probe(&self) -> String {
-        format!(
-            "d={}\nif [ -d \"$d\" ] && [ ! -L \"$d\" ]; then stat -c 'dir %a %U %G' \"$d\"; elif [ -e \"$d\" ]; then echo other; else echo absent; fi",
-            q(&self.path)
-        )
+        let mut s = Script::new();
+        s.set("d", &self.path);
+        s.line(&format!(
+            "if [ -L \"$d\" ]; then echo state=link\nelif [ -d \"$d\" ]; then\necho state=dir\nset -- $(stat -c '%a %U %G' -- \"$d\")\n{}\n\
+             elif [ -e \"$d\" ]; then echo state=other\nelse echo state=absent\nfi",
+            kv_printf(&[("mode", "\"$1\""), ("owner", "\"$2\""), ("group", "\"$3\"")])
+        ));
+        s.into_string()
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
-        let (head, _) = first_line(state);
-        let meta = set_meta(&q(&self.path), &self.owner, &self.group, self.mode);
-        let words = head.split_whitespace().collect::<Vec<_>>();
+        check_absolute(&self.path)?;
+        let kv = Kv::parse(state)?;
+        let found = kv.require("state")?;
         if self.absent {
-            return match words.as_slice() {
-                ["absent"] => Ok(None),
-                ["dir", ..] => Ok(Some(Change::new(vec!["removed".into()], format!("rmdir {}\n", q(&self.path))))),
-                ["other"] => Err(format!("{} exists and is not a directory", self.path)),
-                _ => Err(format!("unexpected state `{head}`")),
+            return match found {
+                "absent" => Ok(None),
+                "dir" => Ok(Some(Change::new(vec!["removed".into()], Cmd::new("rmdir").end_of_options().arg(&self.path).render() + "\n"))),
+                "other" | "link" => Err(format!("{} exists and is not a directory", self.path)),
+                _ => Err(format!("unexpected state `{found}`")),
             };
         }
-        match words.as_slice() {
-            ["absent"] => Ok(Some(Change::new(vec!["created".into()], format!("mkdir -p {}\n{meta}", q(&self.path))))),
-            ["other"] => Err(format!("{} exists and is not a directory", self.path)),
-            ["dir", mode, owner, group] => {
+        let mut script = Script::new();
+        script.set("p", &self.path);
+        match found {
+            "absent" => {
+                // Created with its mode (parents with the usual 0755), then owned.
+                script.refuse_symlink("p");
+                script.cmd(&Cmd::new("mkdir").arg("-p").arg("-m").arg(fmt_mode(self.mode)).end_of_options().raw("\"$p\""));
+                set_meta(&mut script, "p", &self.owner, &self.group, self.mode);
+                Ok(Some(Change::new(vec!["created".into()], script.into_string())))
+            }
+            "other" | "link" => Err(format!("{} exists and is not a directory", self.path)),
+            "dir" => {
+                let (mode, owner, group) = (kv.require("mode")?, kv.require("owner")?, kv.require("group")?);
                 let cur = parse_mode(mode)?;
                 let mut what = Vec::new();
                 if cur != self.mode {
                     what.push(format!("mode {} → {}", fmt_mode(cur), fmt_mode(self.mode)));
                 }
-                if *owner != self.owner || *group != self.group {
+                if owner != self.owner || group != self.group {
                     what.push(format!("owner {owner}:{group} → {}:{}", self.owner, self.group));
                 }
-                Ok((!what.is_empty()).then_some(Change { what, diff: None, script: meta, uploads: vec![] }))
+                set_meta(&mut script, "p", &self.owner, &self.group, self.mode);
+                Ok((!what.is_empty()).then(|| Change { what, diff: None, script: script.into_string(), uploads: vec![] }))
             }
-            _ => Err(format!("unexpected state `{head}`")),
+            _ => Err(format!("unexpected state `{found}`")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_create_meta_and_removal() {
+        let d = Directory::new("/srv/a b").mode(0o700);
+        let c = d.plan("state=absent").unwrap().unwrap();
+        assert_eq!(c.what, ["created"]);
+        assert!(c.script.contains("p='/srv/a b'\n") && c.script.contains("mkdir -p -m 0700 -- \"$p\""), "{}", c.script);
+        assert!(d.plan("state=dir\nmode=700\nowner=root\ngroup=root").unwrap().is_none());
+        assert_eq!(d.plan("state=dir\nmode=755\nowner=root\ngroup=root").unwrap().unwrap().what, ["mode 0755 → 0700"]);
+        assert!(d.plan("state=link").is_err() && d.plan("state=dir").is_err() && d.plan("dir 755 root root").is_err());
+        assert_eq!(Directory::absent("/srv/x").plan("state=dir\nmode=755\nowner=root\ngroup=root").unwrap().unwrap().what, ["removed"]);
+        assert!(Directory::new("relative").plan("state=absent").is_err(), "paths are absolute");
     }
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::{first_line, q};
 use crate::engine::{Change, Resource, SharedFact, Upload};
+use crate::sh::{Cmd, Kv, Script, check_not_option, check_sha256, upload_path};
 
 /// How `docker image ls` shows a reference: without `docker.io/` and `library/`, with `:latest`
 /// when no tag is given.
@@ -28,51 +28,62 @@ impl Daemon {
     /// Every container's state and every tagged image of this daemon, gathered with three
     /// docker calls however many containers and images the roles manage.
     fn facts(&self) -> SharedFact {
-        let docker = self.cli();
-        let var = format!("PF_docker_{}", &hex::encode(Sha256::digest(docker.as_bytes()))[..8]);
+        let docker = self.docker();
+        let var = format!("PF_docker_{}", &hex::encode(Sha256::digest(docker.render().as_bytes()))[..8]);
+        let format = format!("{{{{.Name}}}} {{{{.State.Running}}}} {{{{.Image}}}} {{{{index .Config.Labels \"{SPEC_LABEL}\"}}}}");
+        let inspect = docker.clone().args(["inspect", "--type", "container", "-f", &format]).raw("$ids");
+        let images = docker.clone().args(["image", "ls", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
         let script = format!(
-            "ids=$({docker} ps -aq 2>/dev/null)\n\
-             [ -z \"$ids\" ] || {docker} inspect --type container -f '{{{{.Name}}}} {{{{.State.Running}}}} {{{{.Image}}}} {{{{index .Config.Labels \"{SPEC_LABEL}\"}}}}' $ids 2>/dev/null\n\
-             echo @images\n\
-             {docker} image ls --no-trunc --format '{{{{.Repository}}}}:{{{{.Tag}}}} {{{{.ID}}}}' 2>/dev/null\n\
-             true"
+            "ids=$({} 2>/dev/null)\n[ -z \"$ids\" ] || {inspect} 2>/dev/null\necho @images\n{images} 2>/dev/null\ntrue",
+            docker.args(["ps", "-aq"])
         );
         SharedFact { var, script }
     }
 
-    /// sh printing, from the gathered facts, the container `name`'s state (or `absent`) and,
-    /// when `image` is given, that image's id (or `missing_image`).
+    /// sh printing, from the gathered facts, `key=value` lines: the container `name`'s state
+    /// (`container=absent`, or `container=present` with `running`, `container_image` and
+    /// `spec`) and, when `image` is given, that image's id (`image=`, or `missing_image`).
+    /// The names reach awk through its environment, never through its program text.
     fn lookup(&self, name: Option<&str>, image: Option<&str>, missing_image: &str) -> String {
         let var = self.facts().var;
-        let mut awk = String::from("/^@images$/ { imgs = 1; next }\n");
+        let mut awk = String::from("BEGIN { n = ENVIRON[\"PN\"]; r = ENVIRON[\"PR\"] }\n/^@images$/ { imgs = 1; next }\n");
         if name.is_some() {
-            awk.push_str("!imgs && $1 == \"/\" n { c = $2 \" \" $3 \" \" $4; found = 1 }\n");
+            awk.push_str("!imgs && $1 == \"/\" n { run = $2; cimg = $3; spec = $4; found = 1 }\n");
         }
         if image.is_some() {
             awk.push_str("imgs && $1 == r { i = $2 }\n");
         }
         let mut end = Vec::new();
         if name.is_some() {
-            end.push("print (found ? c : \"absent\")".to_string());
+            end.push(
+                "if (found) printf \"container=present\\nrunning=%s\\ncontainer_image=%s\\nspec=%s\\n\", run, cimg, spec; else print \"container=absent\""
+                    .to_string(),
+            );
         }
         if image.is_some() {
-            end.push(format!("print (i != \"\" ? i : \"{missing_image}\")"));
+            end.push(format!("print \"image=\" (i != \"\" ? i : \"{missing_image}\")"));
         }
         awk.push_str(&format!("END {{ {} }}", end.join("; ")));
-        format!(
-            "printf '%s\\n' \"${var}\" | awk -v n={} -v r={} {}",
-            q(name.unwrap_or("")),
-            q(&image.map(listed_name).unwrap_or_default()),
-            q(&awk)
-        )
+        let cmd = Cmd::new("env")
+            .arg(format!("PN={}", name.unwrap_or("")))
+            .arg(format!("PR={}", image.map(listed_name).unwrap_or_default()))
+            .arg("awk")
+            .arg(&awk);
+        format!("printf '%s\\n' \"${var}\" | {cmd}")
     }
 
-    /// The `docker` command prefix for this daemon.
-    pub fn cli(&self) -> String {
+    /// The `docker` command for this daemon (`--host=` joined to its value, which can then
+    /// never be read as an option).
+    pub fn docker(&self) -> Cmd {
         match &self.host {
-            Some(h) => format!("docker -H {}", q(h)),
-            None => "docker".to_string(),
+            Some(h) => Cmd::new("docker").arg(format!("--host={h}")),
+            None => Cmd::new("docker"),
         }
+    }
+
+    /// The `docker` command prefix for this daemon, as sh.
+    pub fn cli(&self) -> String {
+        self.docker().render()
     }
 
     fn label(&self) -> String {
@@ -92,6 +103,35 @@ pub struct Image {
     pub daemon: Daemon,
 }
 
+impl Image {
+    /// The change loading the archive at `local`: uploaded to a private random path, its
+    /// sha256 checked on the host before `docker load`, and the loaded image's id checked
+    /// against the archive's.
+    fn load(&self, local: &std::path::Path, what: Option<String>) -> Result<Change, String> {
+        let cannot = |e: super::digest::DigestError| format!("cannot read image archive {}: {e}", local.display());
+        let digest = super::digest::sha256(local).map_err(cannot)?;
+        let archived = super::image_archive::image_id(local, &self.reference).map_err(cannot)?;
+        let remote = upload_path("image.tar");
+        let docker = self.daemon.docker();
+        let mut s = Script::new();
+        s.set("f", &remote).set("r", &self.reference).trap_remove(&["f"]);
+        s.line(&check_sha256("\"$f\"", &digest));
+        s.line(&format!("{} >/dev/null", docker.clone().args(["load", "-i"]).raw("\"$f\"")));
+        let inspect = docker.args(["image", "inspect", "-f", "{{.Id}}"]).end_of_options().raw("\"$r\"");
+        s.line(&format!("id=$({inspect} 2>/dev/null) || {{ echo \"the archive does not contain $r\" >&2; exit 1; }}"));
+        if let Some(id) = archived {
+            s.set("want", &id);
+            s.line("[ \"$id\" = \"$want\" ] || { echo \"$r was loaded as $id, not as the archive's $want\" >&2; exit 1; }");
+        }
+        Ok(Change {
+            what: vec![what.unwrap_or_else(|| format!("loaded from {}", local.display()))],
+            diff: None,
+            script: s.into_string(),
+            uploads: vec![Upload { local: local.to_path_buf(), remote }],
+        })
+    }
+}
+
 impl Resource for Image {
     fn id(&self) -> String {
         format!("image {}{}", self.reference, self.daemon.label())
@@ -101,11 +141,8 @@ impl Resource for Image {
         if self.reference.contains('@') {
             // Pinned by digest: `image ls` shows no tag to match, ask docker directly (it prints
             // an empty line before failing on a missing image: capture, then decide).
-            return format!(
-                "i=$({} image inspect -f '{{{{.Id}}}}' {} 2>/dev/null) || i=absent\necho \"$i\"",
-                self.daemon.cli(),
-                q(&self.reference)
-            );
+            let inspect = self.daemon.docker().args(["image", "inspect", "-f", "{{.Id}}"]).end_of_options().arg(&self.reference);
+            return format!("i=$({inspect} 2>/dev/null) || i=absent\nprintf 'image=%s\\n' \"$i\"");
         }
         self.daemon.lookup(None, Some(&self.reference), "absent")
     }
@@ -115,9 +152,10 @@ impl Resource for Image {
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
-        let (head, _) = first_line(state);
+        check_not_option("image reference", &self.reference)?;
+        let found = Kv::parse(state)?.require("image")?.trim().to_string();
         let mut what = None;
-        if head.starts_with("sha256:") {
+        if found.starts_with("sha256:") {
             // An archive rebuilt under the same tag holds another image: load it again.
             let archived = match &self.archive {
                 Some(local) => super::image_archive::image_id(local, &self.reference)
@@ -125,7 +163,7 @@ impl Resource for Image {
                 None => None,
             };
             match archived {
-                Some(id) if id != head => {
+                Some(id) if id != found => {
                     what = Some(format!(
                         "reloaded from {} (the archive holds another image)",
                         self.archive.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
@@ -133,28 +171,15 @@ impl Resource for Image {
                 }
                 _ => return Ok(None),
             }
-        } else if head != "absent" {
-            return Err(format!("unexpected `{head}`"));
+        } else if found != "absent" {
+            return Err(format!("unexpected image `{found}`"));
         }
-        let docker = self.daemon.cli();
-        let r = q(&self.reference);
-        let check = format!(
-            "{docker} image inspect {r} >/dev/null 2>&1 || {{ echo 'the archive does not contain {}' >&2; exit 1; }}\n",
-            self.reference.replace('\'', "")
-        );
         Ok(Some(match &self.archive {
-            Some(local) => {
-                let digest = super::file_digest(local).map_err(|e| format!("cannot read image archive {}: {e}", local.display()))?;
-                let remote = format!("/var/tmp/provision-image-{}.tar", &digest[..16]);
-                let script = format!("f={}\ntrap 'rm -f \"$f\"' EXIT\n{docker} load -i \"$f\" >/dev/null\n{check}", q(&remote));
-                Change {
-                    what: vec![what.unwrap_or_else(|| format!("loaded from {}", local.display()))],
-                    diff: None,
-                    script,
-                    uploads: vec![Upload { local: local.clone(), remote }],
-                }
+            Some(local) => self.load(local, what)?,
+            None => {
+                let pull = self.daemon.docker().args(["pull", "-q"]).end_of_options().arg(&self.reference);
+                Change::new(vec!["pulled".into()], format!("{pull} >/dev/null\n"))
             }
-            None => Change::new(vec!["pulled".into()], format!("{docker} pull -q {r} >/dev/null\n")),
         }))
     }
 }
@@ -243,47 +268,66 @@ impl Container {
     }
 
     fn run_script(&self) -> String {
-        let label = format!("--label {}", q(&format!("{SPEC_LABEL}={}", self.spec_hash())));
-        format!("{} run -d {label} {} >/dev/null\n", self.daemon.cli(), self.run_args())
+        let run = self.daemon.docker().args(["run", "-d", "--label", &format!("{SPEC_LABEL}={}", self.spec_hash())]);
+        format!("{run} {} >/dev/null\n", self.run_args())
     }
 
-    /// Everything after `docker run -d`, but the spec label.
+    /// Everything after `docker run -d`, but the spec label. Its rendering is what the spec
+    /// hash is taken of: changing it recreates every container, so it stays as it is.
     fn run_args(&self) -> String {
-        let mut args = vec![
-            format!("--name {}", q(&self.name)),
-            format!("--restart {}", q(&self.restart)),
-            format!("--stop-timeout {}", self.stop_timeout),
-        ];
+        let mut args = Cmd::tail().arg("--name").arg(&self.name).arg("--restart").arg(&self.restart);
+        args = args.arg("--stop-timeout").arg(self.stop_timeout.to_string());
         if let Some(sig) = &self.stop_signal {
-            args.push(format!("--stop-signal {}", q(sig)));
+            args = args.arg("--stop-signal").arg(sig);
         }
         if let Some(n) = &self.network {
-            args.push(format!("--network {}", q(n)));
+            args = args.arg("--network").arg(n);
         }
         match &self.privilege {
             Privilege::Default => {}
-            Privilege::Privileged => args.push("--privileged".into()),
+            Privilege::Privileged => args = args.arg("--privileged"),
             Privilege::AllCapsExcept(drop) => {
-                args.push(
-                    "--cap-add=ALL --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-                     --security-opt systempaths=unconfined --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw"
-                        .into(),
-                );
-                args.extend(drop.iter().map(|c| format!("--cap-drop={}", q(c))));
+                args = args.args([
+                    "--cap-add=ALL",
+                    "--security-opt",
+                    "seccomp=unconfined",
+                    "--security-opt",
+                    "apparmor=unconfined",
+                    "--security-opt",
+                    "systempaths=unconfined",
+                    "--cgroupns=host",
+                    "-v",
+                    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                ]);
+                args = args.args(drop.iter().map(|c| format!("--cap-drop={c}")));
             }
         }
-        args.extend(self.labels.iter().map(|(k, v)| format!("--label {}", q(&format!("{k}={v}")))));
-        args.extend(self.env.iter().map(|(k, v)| format!("-e {}", q(&format!("{k}={v}")))));
-        args.extend(self.volumes.iter().map(|v| format!("-v {}", q(v))));
-        args.extend(self.ports.iter().map(|p| format!("-p {}", q(p))));
-        let cmd: Vec<String> = self.command.iter().map(|c| q(c)).collect();
-        format!("{} {} {}", args.join(" "), q(&self.image), cmd.join(" ")).trim_end().to_string()
+        for (k, v) in &self.labels {
+            args = args.arg("--label").arg(format!("{k}={v}"));
+        }
+        for (k, v) in &self.env {
+            args = args.arg("-e").arg(format!("{k}={v}"));
+        }
+        for v in &self.volumes {
+            args = args.arg("-v").arg(v);
+        }
+        for p in &self.ports {
+            args = args.arg("-p").arg(p);
+        }
+        args.arg(&self.image).args(&self.command).render()
     }
 
     fn remove_script(&self) -> String {
-        let docker = self.daemon.cli();
-        let n = q(&self.name);
-        format!("{docker} stop -t {} {n} >/dev/null 2>&1 || true\n{docker} rm -f {n} >/dev/null\n", self.stop_timeout)
+        let docker = self.daemon.docker();
+        let stop = docker.clone().args(["stop", "-t", &self.stop_timeout.to_string()]).end_of_options().arg(&self.name);
+        let rm = docker.args(["rm", "-f"]).end_of_options().arg(&self.name);
+        format!("{stop} >/dev/null 2>&1 || true\n{rm} >/dev/null\n")
+    }
+
+    /// Refuses a name or image that docker would read as an option.
+    fn check(&self) -> Result<(), String> {
+        check_not_option("container name", &self.name)?;
+        check_not_option("image reference", &self.image)
     }
 }
 
@@ -301,38 +345,37 @@ impl Resource for Container {
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
-        let (head, rest) = first_line(state);
-        let (image_line, _) = first_line(rest);
-        if image_line.is_empty() {
-            return Err("missing image line".into());
-        }
-        let words: Vec<&str> = head.split_whitespace().collect();
+        self.check()?;
+        let kv = Kv::parse(state)?;
+        let image_now = kv.require("image")?;
         let create = || self.run_script();
-        match words.as_slice() {
-            ["absent"] => Ok(Some(Change::new(vec!["created".into()], create()))),
-            [running, image_id, rest @ ..] => {
-                if !matches!(*running, "true" | "false") || !image_id.starts_with("sha256:") {
-                    return Err(format!("unexpected `{head}`"));
+        match kv.require("container")? {
+            "absent" => Ok(Some(Change::new(vec!["created".into()], create()))),
+            "present" => {
+                let (running, image_id) = (kv.require("running")?, kv.require("container_image")?);
+                if !matches!(running, "true" | "false") || !image_id.starts_with("sha256:") {
+                    return Err(format!("unexpected container state running={running} container_image={image_id}"));
                 }
-                let label = rest.first().copied().unwrap_or("");
+                let label = kv.get("spec").unwrap_or("");
                 let mut why = Vec::new();
                 if label != self.spec_hash() {
                     why.push("spec changed");
                 }
-                let want = self.image_id.as_deref().unwrap_or(image_line);
-                if want != "none" && *image_id != want {
+                let want = self.image_id.as_deref().unwrap_or(image_now);
+                if want != "none" && image_id != want {
                     why.push("image changed");
                 }
                 if !why.is_empty() {
                     let what = vec![format!("recreated ({})", why.join(", "))];
                     return Ok(Some(Change::new(what, format!("{}{}", self.remove_script(), create()))));
                 }
-                if *running == "true" {
+                if running == "true" {
                     return Ok(None);
                 }
-                Ok(Some(Change::new(vec!["started".into()], format!("{} start {} >/dev/null\n", self.daemon.cli(), q(&self.name)))))
+                let start = self.daemon.docker().arg("start").end_of_options().arg(&self.name);
+                Ok(Some(Change::new(vec!["started".into()], format!("{start} >/dev/null\n"))))
             }
-            _ => Err(format!("unexpected `{head}`")),
+            other => Err(format!("unexpected container state `{other}`")),
         }
     }
 }
@@ -360,12 +403,14 @@ impl Resource for ContainerAbsent {
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
-        match first_line(state).0 {
+        check_not_option("container name", &self.name)?;
+        match Kv::parse(state)?.require("container")? {
             "absent" => Ok(None),
-            s if s.starts_with("true ") || s.starts_with("false ") => {
-                Ok(Some(Change::new(vec!["removed".into()], format!("{} rm -f {} >/dev/null\n", self.daemon.cli(), q(&self.name)))))
+            "present" => {
+                let rm = self.daemon.docker().args(["rm", "-f"]).end_of_options().arg(&self.name);
+                Ok(Some(Change::new(vec!["removed".into()], format!("{rm} >/dev/null\n"))))
             }
-            other => Err(format!("unexpected `{other}`")),
+            other => Err(format!("unexpected container state `{other}`")),
         }
     }
 }
@@ -374,21 +419,57 @@ impl Resource for ContainerAbsent {
 mod tests {
     use super::*;
 
+    fn present(running: &str, image: &str, spec: &str, now: &str) -> String {
+        format!("container=present\nrunning={running}\ncontainer_image={image}\nspec={spec}\nimage={now}\n")
+    }
+
     #[test]
     fn container_plans() {
         let c = Container::new("reg", "registry:2");
         let h = c.spec_hash();
-        assert_eq!(c.plan("absent\nnone").unwrap().unwrap().what, ["created"]);
-        assert!(c.plan(&format!("true sha256:a {h}\nsha256:a")).unwrap().is_none());
-        assert_eq!(c.plan(&format!("false sha256:a {h}\nsha256:a")).unwrap().unwrap().what, ["started"]);
-        assert_eq!(c.plan(&format!("true sha256:a {h}\nsha256:b")).unwrap().unwrap().what, ["recreated (image changed)"]);
+        assert_eq!(c.plan("container=absent\nimage=none").unwrap().unwrap().what, ["created"]);
+        assert!(c.plan(&present("true", "sha256:a", &h, "sha256:a")).unwrap().is_none());
+        assert_eq!(c.plan(&present("false", "sha256:a", &h, "sha256:a")).unwrap().unwrap().what, ["started"]);
+        assert_eq!(c.plan(&present("true", "sha256:a", &h, "sha256:b")).unwrap().unwrap().what, ["recreated (image changed)"]);
         let mut c2 = c.clone();
         c2.env.insert("A".into(), "1".into());
-        let ch = c2.plan(&format!("true sha256:a {h}\nsha256:a")).unwrap().unwrap();
+        let ch = c2.plan(&present("true", "sha256:a", &h, "sha256:a")).unwrap().unwrap();
         assert_eq!(ch.what, ["recreated (spec changed)"]);
         assert!(ch.script.contains("-e A=1") && ch.script.contains("stop -t 10"), "{}", ch.script);
-        assert!(c.plan("true").is_err(), "truncated");
-        assert!(c.plan("maybe x y\nsha256:a").is_err());
+        assert!(c.plan("container=present").is_err(), "truncated");
+        assert!(c.plan(&present("maybe", "x", "y", "sha256:a")).is_err());
+    }
+
+    #[test]
+    fn the_run_arguments_render_as_before_so_no_container_is_recreated_by_an_upgrade() {
+        let mut c = Container::new("dind", "docker:dind");
+        c.command = vec!["--host=unix:///x".into(), "a b".into()];
+        c.env.insert("K".into(), "v w".into());
+        c.volumes.push("/a:/b".into());
+        c.ports.push("127.0.0.1:5000:5000".into());
+        c.labels.insert("l".into(), "1".into());
+        c.stop_signal = Some("SIGQUIT".into());
+        c.network = Some("host".into());
+        c.privilege = Privilege::AllCapsExcept(vec!["SYS_RESOURCE".into()]);
+        assert_eq!(
+            c.run_args(),
+            "--name dind --restart always --stop-timeout 10 --stop-signal SIGQUIT --network host --cap-add=ALL \
+             --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+             --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --cap-drop=SYS_RESOURCE --label l=1 -e 'K=v w' -v /a:/b \
+             -p 127.0.0.1:5000:5000 docker:dind --host=unix:///x 'a b'"
+        );
+    }
+
+    #[test]
+    fn option_like_names_and_images_are_refused() {
+        let c = Container::new("x", "-v/:/host");
+        assert!(c.plan("container=absent\nimage=none").is_err());
+        let c = Container::new("--privileged", "img");
+        assert!(c.plan("container=absent\nimage=none").is_err());
+        let i = Image { reference: "-v/:/host".into(), archive: None, daemon: Daemon::default() };
+        assert!(i.plan("image=absent").is_err());
+        let other = Daemon { host: Some("-x".into()) };
+        assert!(other.cli().starts_with("docker --host=-x"), "{}", other.cli());
     }
 
     #[test]
@@ -408,10 +489,33 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_goes_to_a_private_random_upload_checked_before_and_after_loading() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "a".repeat(64);
+        let manifest = format!(r#"[{{"Config":"{id}.json","RepoTags":["x:1"]}}]"#);
+        let tar = super::super::image_archive::test_tar(&[("manifest.json", manifest.as_bytes())]);
+        let local = dir.path().join("x.tar");
+        std::fs::write(&local, &tar).unwrap();
+        let i = Image { reference: "x:1".into(), archive: Some(local.clone()), daemon: Daemon::default() };
+        let a = i.plan("image=absent").unwrap().unwrap();
+        let b = i.plan("image=absent").unwrap().unwrap();
+        let remote = &a.uploads[0].remote;
+        assert!(remote.starts_with("/var/lib/provision/uploads/") && remote.ends_with(".image.tar"), "{remote}");
+        assert_ne!(remote, &b.uploads[0].remote, "two runs never share an upload");
+        let sha = hex::encode(Sha256::digest(&tar));
+        let s = &a.script;
+        assert!(s.find(&sha).unwrap() < s.find("docker load").unwrap(), "the sha256 is checked before loading: {s}");
+        assert!(s.contains(&format!("want=sha256:{id}")) && s.contains("not as the archive's"), "the loaded id is checked: {s}");
+        assert!(i.plan(&format!("image=sha256:{id}")).unwrap().is_none(), "the archive's image is there");
+        assert!(i.plan(&format!("image=sha256:{}", "b".repeat(64))).unwrap().unwrap().what[0].starts_with("reloaded from"));
+    }
+
+    #[test]
     fn image_plans() {
         let i = Image { reference: "registry:2".into(), archive: None, daemon: Daemon::default() };
-        assert!(i.plan("sha256:abc").unwrap().is_none());
-        assert_eq!(i.plan("absent").unwrap().unwrap().what, ["pulled"]);
+        assert!(i.plan("image=sha256:abc").unwrap().is_none());
+        assert_eq!(i.plan("image=absent").unwrap().unwrap().what, ["pulled"]);
         assert!(i.plan("").is_err());
+        assert!(i.plan("sha256:abc").is_err());
     }
 }

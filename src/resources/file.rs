@@ -2,8 +2,9 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{first_line, fmt_mode, parse_mode, q, set_meta};
+use super::{check_absolute, fmt_mode, parse_mode, set_meta};
 use crate::engine::{Change, Diff, Resource};
+use crate::sh::{Cmd, Kv, Script, kv_printf};
 
 /// Files larger than this are not sent back for diffing.
 const MAX_DIFF_BYTES: u64 = 256 * 1024;
@@ -50,27 +51,21 @@ pub const WAS_ABSENT_SUFFIX: &str = ".provision-was-absent";
 /// sh putting back what `paths` held before their last change (removing those that did not
 /// exist); prints the paths it restored.
 pub fn restore_previous_script(paths: &[&str]) -> String {
-    let mut s = String::new();
+    let mut s = Script::new();
     for p in paths {
-        let (prev, absent) = (q(&format!("{p}{PREVIOUS_SUFFIX}")), q(&format!("{p}{WAS_ABSENT_SUFFIX}")));
-        s.push_str(&format!(
-            "if [ -f {prev} ]; then mv -f {prev} {f}; echo {f}; elif [ -f {absent} ]; then rm -f {f} {absent}; echo {f}; fi
-",
-            f = q(p)
+        s.set("f", p);
+        s.line(&format!(
+            "if [ -f \"$f\"{PREVIOUS_SUFFIX} ]; then mv -f -- \"$f\"{PREVIOUS_SUFFIX} \"$f\"; echo \"$f\"; \
+             elif [ -f \"$f\"{WAS_ABSENT_SUFFIX} ]; then rm -f -- \"$f\" \"$f\"{WAS_ABSENT_SUFFIX}; echo \"$f\"; fi"
         ));
     }
-    s
+    s.into_string()
 }
 
 /// sh forgetting the previous contents of `paths` (the new ones work).
 pub fn forget_previous_script(paths: &[&str]) -> String {
-    let all: Vec<String> =
-        paths.iter().flat_map(|p| [q(&format!("{p}{PREVIOUS_SUFFIX}")), q(&format!("{p}{WAS_ABSENT_SUFFIX}"))]).collect();
-    format!(
-        "rm -f {}
-",
-        all.join(" ")
-    )
+    let all = paths.iter().flat_map(|p| [format!("{p}{PREVIOUS_SUFFIX}"), format!("{p}{WAS_ABSENT_SUFFIX}")]);
+    Cmd::new("rm").arg("-f").end_of_options().args(all).render() + "\n"
 }
 
 impl File {
@@ -147,41 +142,38 @@ impl File {
         }
     }
 
-    /// sh that writes the content atomically: a temp file in the same directory with the final
-    /// owner and mode, then a rename. A reader never sees a partial file.
+    /// sh that writes the content atomically: a fresh temp file in the same directory (created
+    /// exclusively, 0600, under umask 077: no one else reads a byte or plants a name), given
+    /// its final owner and mode, checked, then renamed over the target. A reader never sees a
+    /// partial file.
     fn write_script(&self, content: &[u8]) -> String {
-        use base64::Engine;
-        let (dir, name) = self.dir_and_name();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(content);
-        let mut lines = String::new();
-        for chunk in b64.as_bytes().chunks(76) {
-            lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-            lines.push('\n');
+        let (dir, _) = self.dir_and_name();
+        let mut s = Script::new();
+        s.line("umask 077");
+        s.set("d", dir).set("f", &self.path);
+        s.line("(umask 022; mkdir -p -- \"$d\")");
+        s.private_temp("t", "d");
+        s.trap_remove(if self.keep_previous { &["t", "k"] } else { &["t"] });
+        s.base64_to("\"$t\"", content);
+        set_meta(&mut s, "t", &self.owner, &self.group, self.mode);
+        if let Some(v) = &self.validate {
+            s.line(&format!("( {v} ) >&2 || {{ echo \"the new content of $f was refused (not written)\" >&2; exit 1; }}"));
         }
-        let validate = match &self.validate {
-            Some(v) => format!(
-                "( {v} ) >&2 || {{ echo 'the new content of {} was refused (not written)' >&2; exit 1; }}\n",
-                self.path.replace('\'', "")
-            ),
-            None => String::new(),
-        };
-        let keep = if self.keep_previous {
+        if self.keep_previous {
             // Only the first change since the last good restart is kept: that is what worked.
-            let (prev, absent) = (q(&format!("{}{PREVIOUS_SUFFIX}", self.path)), q(&format!("{}{WAS_ABSENT_SUFFIX}", self.path)));
-            format!(
-                "if [ ! -f {prev} ] && [ ! -f {absent} ]; then if [ -f {p} ]; then cp -p {p} {prev}; else : > {absent}; fi; fi\n",
-                p = q(&self.path)
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "d={dir}\nt=\"$d\"/{tmp}\ntrap 'rm -f \"$t\"' EXIT\nmkdir -p \"$d\"\nbase64 -d > \"$t\" <<'PROVISION_EOF'\n{lines}PROVISION_EOF\n{meta}{validate}{keep}mv -f \"$t\" {path}\ntrap - EXIT\n",
-            dir = q(dir),
-            tmp = q(&format!(".{name}.provision-tmp")),
-            meta = set_meta("\"$t\"", &self.owner, &self.group, self.mode),
-            path = q(&self.path),
-        )
+            // The copy also goes through a fresh temp file, never through a planted name.
+            s.line(&format!(
+                "if [ ! -e \"$f\"{PREVIOUS_SUFFIX} ] && [ ! -L \"$f\"{PREVIOUS_SUFFIX} ] && [ ! -e \"$f\"{WAS_ABSENT_SUFFIX} ] && [ ! -L \"$f\"{WAS_ABSENT_SUFFIX} ]; then"
+            ));
+            s.private_temp("k", "d");
+            s.line(&format!(
+                "if [ -f \"$f\" ]; then cp -p -- \"$f\" \"$k\"; mv -f -- \"$k\" \"$f\"{PREVIOUS_SUFFIX}; else mv -f -- \"$k\" \"$f\"{WAS_ABSENT_SUFFIX}; fi\nfi"
+            ));
+        }
+        s.line("if [ -L \"$f\" ] || [ -d \"$f\" ]; then echo \"refusing $f: it is a symbolic link or a directory\" >&2; exit 1; fi");
+        s.line("mv -f -- \"$t\" \"$f\"");
+        s.untrap();
+        s.into_string()
     }
 
     fn diff(&self, current: Option<&[u8]>, current_known: bool) -> Option<Diff> {
@@ -224,55 +216,59 @@ impl Resource for File {
     }
 
     fn probe(&self) -> String {
-        let fetch = if self.secret || self.ensure == Ensure::Absent {
-            String::new()
-        } else {
-            format!(
-                "  if [ \"$h\" != {} ] && [ \"$(stat -c %s \"$f\")\" -le {MAX_DIFF_BYTES} ]; then echo content; base64 < \"$f\"; fi\n",
-                q(&self.desired_hash())
-            )
-        };
-        format!(
-            "f={}\nif [ -L \"$f\" ]; then echo link\nelif [ -f \"$f\" ]; then\n  stat -c 'file %a %U %G' \"$f\"\n  h=$(sha256sum < \"$f\"); h=${{h%% *}}; echo \"sha256 $h\"\n{fetch}elif [ -e \"$f\" ]; then echo other\nelse echo absent\nfi",
-            q(&self.path)
-        )
+        let mut s = Script::new();
+        s.set("f", &self.path);
+        s.line("if [ -L \"$f\" ]; then echo state=link\nelif [ -f \"$f\" ]; then\necho state=file");
+        s.line(&format!(
+            "set -- $(stat -c '%a %U %G' -- \"$f\")\n{}",
+            kv_printf(&[("mode", "\"$1\""), ("owner", "\"$2\""), ("group", "\"$3\"")])
+        ));
+        s.line("h=$(sha256sum < \"$f\"); h=${h%% *}; printf 'sha256=%s\\n' \"$h\"");
+        if !self.secret && self.ensure != Ensure::Absent {
+            s.set("want", &self.desired_hash());
+            s.line(&format!(
+                "if [ \"$h\" != \"$want\" ] && [ \"$(stat -c %s -- \"$f\")\" -le {MAX_DIFF_BYTES} ]; then printf 'content=%s\\n' \"$(base64 < \"$f\" | tr -d '\\n')\"; fi"
+            ));
+        }
+        s.line("elif [ -e \"$f\" ]; then echo state=other\nelse echo state=absent\nfi");
+        s.into_string()
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
-        let (head, rest) = first_line(state);
-        let words: Vec<&str> = head.split_whitespace().collect();
-        match (words.as_slice(), &self.ensure) {
-            (["absent"], Ensure::Absent) => Ok(None),
-            (["absent"], Ensure::Present(c)) => Ok(Some(Change {
+        check_absolute(&self.path)?;
+        let kv = Kv::parse(state)?;
+        match (kv.require("state")?, &self.ensure) {
+            ("absent", Ensure::Absent) => Ok(None),
+            ("absent", Ensure::Present(c)) => Ok(Some(Change {
                 what: vec!["created".into()],
                 diff: self.diff(None, true),
                 script: self.write_script(c),
                 uploads: vec![],
             })),
-            (["link" | "other"], _) => Err(format!("{} exists and is not a regular file; remove it or fix the path", self.path)),
-            (["file", mode, owner, group], ensure) => {
-                let mut lines = rest.lines();
-                let hash = lines.next().and_then(|l| l.strip_prefix("sha256 ")).ok_or("missing sha256 line")?.trim();
+            ("link" | "other", _) => Err(format!("{} exists and is not a regular file; remove it or fix the path", self.path)),
+            ("file", ensure) => {
+                let hash = kv.require("sha256")?;
                 if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(format!("bad sha256 `{hash}`"));
                 }
-                let current = match lines.next() {
-                    Some("content") => {
+                let current = match kv.get("content") {
+                    Some(b64) => {
                         use base64::Engine;
-                        let b64: String = lines.collect::<Vec<_>>().concat();
                         Some(base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| format!("bad content: {e}"))?)
                     }
-                    Some(other) => return Err(format!("unexpected line `{other}`")),
                     None => None,
                 };
                 let Ensure::Present(content) = ensure else {
+                    let mut s = Script::new();
+                    s.cmd(&Cmd::new("rm").arg("-f").end_of_options().arg(&self.path));
                     return Ok(Some(Change {
                         what: vec!["removed".into()],
                         diff: self.diff(current.as_deref(), current.is_some() || self.secret),
-                        script: format!("rm -f {}\n", q(&self.path)),
+                        script: s.into_string(),
                         uploads: vec![],
                     }));
                 };
+                let (mode, owner, group) = (kv.require("mode")?, kv.require("owner")?, kv.require("group")?);
                 let cur_mode = parse_mode(mode)?;
                 let content_differs = hash != self.desired_hash();
                 let mut what = Vec::new();
@@ -282,7 +278,7 @@ impl Resource for File {
                 if cur_mode != self.mode {
                     what.push(format!("mode {} → {}", fmt_mode(cur_mode), fmt_mode(self.mode)));
                 }
-                if *owner != self.owner || *group != self.group {
+                if owner != self.owner || group != self.group {
                     what.push(format!("owner {owner}:{group} → {}:{}", self.owner, self.group));
                 }
                 if what.is_empty() {
@@ -291,11 +287,14 @@ impl Resource for File {
                 let (script, diff) = if content_differs {
                     (self.write_script(content), self.diff(current.as_deref(), current.is_some()))
                 } else {
-                    (set_meta(&q(&self.path), &self.owner, &self.group, self.mode), None)
+                    let mut s = Script::new();
+                    s.set("f", &self.path);
+                    set_meta(&mut s, "f", &self.owner, &self.group, self.mode);
+                    (s.into_string(), None)
                 };
                 Ok(Some(Change { what, diff, script, uploads: vec![] }))
             }
-            _ => Err(format!("unexpected state `{head}`")),
+            (other, _) => Err(format!("unexpected state `{other}`")),
         }
     }
 }
@@ -308,8 +307,8 @@ mod tests {
         use base64::Engine;
         let h = hex::encode(Sha256::digest(content));
         let c =
-            if with_content { format!("\ncontent\n{}", base64::engine::general_purpose::STANDARD.encode(content)) } else { String::new() };
-        format!("file {mode} root root\nsha256 {h}{c}")
+            if with_content { format!("\ncontent={}", base64::engine::general_purpose::STANDARD.encode(content)) } else { String::new() };
+        format!("state=file\nmode={mode}\nowner=root\ngroup=root\nsha256={h}{c}")
     }
 
     #[test]
@@ -339,16 +338,92 @@ mod tests {
     fn secrets_are_never_diffed_or_fetched() {
         let f = File::new("/etc/key.pem", "PRIVATE").secret();
         assert!(!f.probe().contains("base64"));
-        let c = f.plan("absent").unwrap().unwrap();
+        let c = f.plan("state=absent").unwrap().unwrap();
         assert_eq!(c.diff, Some(Diff::Secret));
     }
 
     #[test]
     fn malformed_states_are_errors() {
         let f = File::new("/etc/x", "a");
-        for s in ["", "file 644 root", "file 644 root root\nsha256 zz", "file 999 root root\nsha256 ".to_string().as_str(), "weird", "link"]
-        {
+        let h = "0".repeat(64);
+        for s in [
+            "",
+            "state=file\nmode=644\nowner=root",
+            "state=file\nmode=644\nowner=root\ngroup=root\nsha256=zz",
+            &format!("state=file\nmode=999\nowner=root\ngroup=root\nsha256={h}"),
+            &format!("state=file\nmode=644\nowner=root\nsha256={h}"),
+            "weird",
+            "state=link",
+            "state=weird",
+        ] {
             assert!(f.plan(s).is_err(), "{s:?}");
+        }
+    }
+
+    /// Probes, plans and applies `f` with the local sh, as the engine would on a host.
+    fn converge(f: &File) -> Option<Change> {
+        let (ok, state, err) = crate::sh::run_locally(&f.probe(), b"");
+        assert!(ok, "{err}");
+        let change = f.plan(&state).unwrap();
+        if let Some(c) = &change {
+            let (ok, _, err) = crate::sh::run_locally(&c.script, b"");
+            assert!(ok, "{err}\n{}", c.script);
+        }
+        change
+    }
+
+    #[test]
+    fn writes_never_go_through_a_planted_temp_name_and_leave_no_temp_file() {
+        if !crate::sh::is_root() {
+            return; // files are chowned to root
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a b");
+        std::fs::create_dir(&sub).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        // The temp name earlier versions used, planted as a symlink to another file.
+        std::os::unix::fs::symlink(&victim, sub.join(".key.pem.provision-tmp")).unwrap();
+        let path = sub.join("key.pem");
+        let f = File::new(path.to_str().unwrap(), "SECRET\n").mode(0o600).secret();
+        assert_eq!(converge(&f).unwrap().what, ["created"]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"SECRET\n");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep", "the planted link was not written through");
+        assert!(converge(&f).is_none(), "converged");
+        let f = File::new(path.to_str().unwrap(), "NEW\n").mode(0o640).keep_previous();
+        assert_eq!(converge(&f).unwrap().what, ["content", "mode 0600 → 0640"]);
+        assert_eq!(std::fs::read(sub.join(format!("key.pem{PREVIOUS_SUFFIX}"))).unwrap(), b"SECRET\n", "the previous content is kept");
+        let (ok, out, _) = crate::sh::run_locally(&restore_previous_script(&[path.to_str().unwrap()]), b"");
+        assert!(ok && out.contains("key.pem"), "{out}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"SECRET\n", "restored");
+        let left: Vec<String> = std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(left.len(), 2, "only the file and the planted link remain: {left:?}");
+        // A mode-only change refuses a file swapped for a symlink since the probe.
+        let victim_mode = std::fs::metadata(&victim).unwrap().permissions().mode();
+        let meta = File::new(path.to_str().unwrap(), "SECRET\n").mode(0o604);
+        let c = meta.plan(&crate::sh::run_locally(&meta.probe(), b"").1).unwrap().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let (ok, _, err) = crate::sh::run_locally(&c.script, b"");
+        assert!(!ok && err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::metadata(&victim).unwrap().permissions().mode(), victim_mode, "chmod did not follow the link");
+    }
+
+    #[test]
+    fn temp_files_are_private_before_a_byte_is_written() {
+        let s = File::new("/etc/x", "secret").mode(0o600).write_script(b"secret");
+        let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
+        assert!(at("umask 077") < at("mktemp") && at("mktemp") < at("base64 -d"), "{s}");
+        assert!(!s.contains("provision-tmp'") && s.contains("/.provision-tmp.XXXXXX"), "a fresh random name: {s}");
+        assert!(s.contains("chown -h -- root:root \"$t\""), "{s}");
+    }
+
+    #[test]
+    fn paths_that_climb_or_are_relative_are_refused() {
+        for p in ["/etc/systemd/system/../../../root/x", "relative", "/etc/a\nb"] {
+            assert!(File::new(p, "x").plan("state=absent").is_err(), "{p}");
         }
     }
 

@@ -5,36 +5,57 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use super::digest::{self, ArchivedImage, DigestError};
+
 /// The image id (`sha256:...`) of `reference` in the archive at `path`; `None` when the archive
-/// has no manifest entry for it. Remembered per path, size and mtime.
-pub fn image_id(path: &Path, reference: &str) -> std::io::Result<Option<String>> {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    type Key = (std::path::PathBuf, u64, std::time::SystemTime, String);
-    static MEMO: Mutex<Option<HashMap<Key, Option<String>>>> = Mutex::new(None);
-    let meta = std::fs::metadata(path)?;
-    let key = (path.to_path_buf(), meta.len(), meta.modified()?, reference.to_string());
-    if let Some(id) = MEMO.lock().expect("archive memo").get_or_insert_with(HashMap::new).get(&key) {
-        return Ok(id.clone());
-    }
-    let manifest = read_member(&mut std::fs::File::open(path)?, "manifest.json")?;
-    let id = manifest.as_deref().and_then(|m| id_in_manifest(m, reference));
-    MEMO.lock().expect("archive memo").get_or_insert_with(HashMap::new).insert(key, id.clone());
-    Ok(id)
+/// has no manifest entry for it. Remembered per path, size and mtime (see [`digest`]).
+pub fn image_id(path: &Path, reference: &str) -> Result<Option<String>, DigestError> {
+    Ok(pick(&images(path)?, reference))
 }
 
-/// The image id for `reference` in a `docker save` manifest: the entry tagged with it, else the
-/// only entry.
-fn id_in_manifest(manifest: &[u8], reference: &str) -> Option<String> {
-    let entries: Vec<serde_json::Value> = serde_json::from_slice(manifest).ok()?;
-    let tagged = |e: &&serde_json::Value| {
-        e["RepoTags"].as_array().is_some_and(|tags| tags.iter().any(|t| t.as_str().is_some_and(|t| same_reference(t, reference))))
-    };
-    let entry = entries.iter().find(tagged).or_else(|| (entries.len() == 1).then(|| &entries[0]))?;
-    let config = entry["Config"].as_str()?;
-    // `<hex>.json` (docker's classic layout) or `blobs/sha256/<hex>` (OCI layout).
+/// The images the archive's `manifest.json` names (none without a readable manifest).
+pub fn images(path: &Path) -> Result<Vec<ArchivedImage>, DigestError> {
+    let facts = digest::facts(
+        path,
+        |f| f.images.is_some(),
+        |path, f| {
+            let io = |source| DigestError::Io { path: path.to_path_buf(), source };
+            let manifest = read_member(&mut std::fs::File::open(path).map_err(io)?, "manifest.json").map_err(io)?;
+            f.images = Some(manifest.as_deref().map(parse_manifest).unwrap_or_default());
+            Ok(())
+        },
+    )?;
+    Ok(facts.images.unwrap_or_default())
+}
+
+/// The images of a `docker save` manifest (none when it is not one).
+fn parse_manifest(manifest: &[u8]) -> Vec<ArchivedImage> {
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(manifest).unwrap_or_default();
+    entries
+        .iter()
+        .map(|e| ArchivedImage {
+            tags: e["RepoTags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_string)).collect(),
+            id: e["Config"].as_str().and_then(config_id),
+        })
+        .collect()
+}
+
+/// `<hex>.json` (docker's classic layout) or `blobs/sha256/<hex>` (OCI layout) as an image id.
+fn config_id(config: &str) -> Option<String> {
     let hex = config.rsplit('/').next()?.trim_end_matches(".json");
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{hex}"))
+}
+
+/// The image id for `reference`: the entry tagged with it, else the only entry.
+fn pick(images: &[ArchivedImage], reference: &str) -> Option<String> {
+    let tagged = images.iter().find(|i| i.tags.iter().any(|t| same_reference(t, reference)));
+    tagged.or_else(|| (images.len() == 1).then(|| &images[0]))?.id.clone()
+}
+
+/// The image id for `reference` in a `docker save` manifest.
+#[cfg(test)]
+fn id_in_manifest(manifest: &[u8], reference: &str) -> Option<String> {
+    pick(&parse_manifest(manifest), reference)
 }
 
 /// `registry:2`, `library/registry:2` and `docker.io/library/registry:2` name one image.
@@ -74,22 +95,28 @@ fn read_member(f: &mut (impl Read + Seek), name: &str) -> std::io::Result<Option
     }
 }
 
+/// A tar of `members` (name, content), for tests.
+#[cfg(test)]
+pub(crate) fn test_tar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in members {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (name, data) in members {
-            let mut h = [0u8; 512];
-            h[..name.len()].copy_from_slice(name.as_bytes());
-            h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-            out.extend_from_slice(&h);
-            out.extend_from_slice(data);
-            out.resize(out.len().div_ceil(512) * 512, 0);
-        }
-        out.extend_from_slice(&[0u8; 1024]);
-        out
+        test_tar(members)
     }
 
     #[test]

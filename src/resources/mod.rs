@@ -1,7 +1,9 @@
 //! Generic, idempotent resources the engine converges: files, directories, systemd units and
-//! their state. Each reads its state with one sh snippet, compares locally, and converges with
-//! another; every interpolated value is shell-quoted.
+//! their state, docker images and containers, packages. Each reads its state with one sh snippet
+//! that prints `key=value` lines ([`crate::sh::Kv`]), compares locally, and converges with
+//! another; every script is built with [`crate::sh`], so every value is quoted.
 
+pub mod digest;
 pub mod directory;
 pub mod docker;
 pub mod file;
@@ -10,13 +12,7 @@ pub mod netlink;
 pub mod package;
 pub mod service;
 
-use crate::vars::template::shell_quote as q;
-
-/// Splits a probe's output into its first line and the rest.
-pub(crate) fn first_line(state: &str) -> (&str, &str) {
-    let mut it = state.splitn(2, '\n');
-    (it.next().unwrap_or("").trim(), it.next().unwrap_or(""))
-}
+use crate::sh::{Cmd, Script};
 
 /// Parses an octal mode as `stat -c %a` prints it (`644`) or as written in vars (`0644`).
 pub fn parse_mode(mode: &str) -> Result<u32, String> {
@@ -29,35 +25,24 @@ pub fn fmt_mode(mode: u32) -> String {
     format!("{mode:04o}")
 }
 
-/// sh that sets owner, group and mode of `path` (a variable reference or quoted path).
-pub(crate) fn set_meta(path: &str, owner: &str, group: &str, mode: u32) -> String {
-    format!("chown {} {path}\nchmod {} {path}\n", q(&format!("{owner}:{group}")), fmt_mode(mode))
+/// sh that sets owner, group and mode of the path in the sh variable `var`, refusing a symbolic
+/// link (which chmod would follow) and never following one with chown.
+pub(crate) fn set_meta(script: &mut Script, var: &str, owner: &str, group: &str, mode: u32) {
+    let path = format!("\"${var}\"");
+    script.refuse_symlink(var);
+    script.cmd(&Cmd::new("chown").arg("-h").end_of_options().arg(format!("{owner}:{group}")).raw(&path));
+    script.cmd(&Cmd::new("chmod").end_of_options().arg(fmt_mode(mode)).raw(&path));
 }
 
-/// The sha256 of a local file (hex), streamed, and remembered per path, size and mtime: large
-/// archives are hashed once per run, not once per host.
-pub fn file_digest(path: &std::path::Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    type Key = (std::path::PathBuf, u64, std::time::SystemTime);
-    static MEMO: Mutex<Option<HashMap<Key, String>>> = Mutex::new(None);
-    let meta = std::fs::metadata(path)?;
-    let key = (path.to_path_buf(), meta.len(), meta.modified()?);
-    if let Some(d) = MEMO.lock().expect("digest memo").get_or_insert_with(HashMap::new).get(&key) {
-        return Ok(d.clone());
+/// Refuses a path that is not absolute (a relative one would depend on the remote directory
+/// and could start with `-`), that climbs with `..` (a name from the vars must not leave the
+/// directory it was put in), or that holds a control character.
+pub(crate) fn check_absolute(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` is not an absolute path"));
     }
-    let mut hasher = Sha256::new();
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+    if path.split('/').any(|c| c == "..") || path.chars().any(char::is_control) {
+        return Err(format!("`{}` is not a plain absolute path (no `..`, no control characters)", path.escape_debug()));
     }
-    let digest = hex::encode(hasher.finalize());
-    MEMO.lock().expect("digest memo").get_or_insert_with(HashMap::new).insert(key, digest.clone());
-    Ok(digest)
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! A network interface that must not exist (e.g. the bridge of a removed docker daemon).
 
-use super::{first_line, q};
 use crate::engine::{Change, Resource};
+use crate::sh::{Cmd, Kv, check_name};
 
 /// An interface to delete when present.
 #[derive(Debug, Clone)]
@@ -16,14 +16,33 @@ impl Resource for LinkAbsent {
     }
 
     fn probe(&self) -> String {
-        format!("if ip link show {} >/dev/null 2>&1; then echo present; else echo absent; fi", q(&self.name))
+        let show = Cmd::new("ip").arg("link").arg("show").arg("dev").arg(&self.name);
+        format!("if {show} >/dev/null 2>&1; then echo state=present; else echo state=absent; fi")
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
-        match first_line(state).0 {
+        check_name("interface", &self.name)?;
+        match Kv::parse(state)?.require("state")? {
             "absent" => Ok(None),
-            "present" => Ok(Some(Change::new(vec!["removed".into()], format!("ip link delete {}\n", q(&self.name))))),
+            "present" => {
+                let delete = Cmd::new("ip").arg("link").arg("delete").arg("dev").arg(&self.name);
+                Ok(Some(Change::new(vec!["removed".into()], format!("{delete}\n"))))
+            }
             other => Err(format!("unexpected `{other}`")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_and_refuses_option_like_names() {
+        let l = LinkAbsent { name: "br-ci".into() };
+        assert!(l.plan("state=absent").unwrap().is_none());
+        assert_eq!(l.plan("state=present").unwrap().unwrap().script, "ip link delete dev br-ci\n");
+        assert!(l.plan("present").is_err());
+        assert!(LinkAbsent { name: "-all".into() }.plan("state=present").is_err());
     }
 }

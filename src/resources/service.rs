@@ -2,52 +2,67 @@
 //! service or timer.
 
 use super::file::File;
-use super::q;
 use crate::engine::{Change, Desired, Resource, Step};
+use crate::sh::{Cmd, Kv, Script};
 
 /// Handler id for `systemctl daemon-reload`.
 pub const DAEMON_RELOAD: &str = "systemd daemon-reload";
+
+/// `systemctl <verb> -- <unit>`: a unit name can never be read as an option.
+fn systemctl(verb: &str, unit: &str) -> Cmd {
+    Cmd::new("systemctl").arg(verb).end_of_options().arg(unit)
+}
+
+/// Refuses a unit name that is empty, starts with `-`, or holds a `/` or a control character
+/// (it becomes a path under /etc/systemd/system and an argument of systemctl).
+pub fn check_unit_name(unit: &str) -> Result<(), String> {
+    let ok = !unit.is_empty() && !unit.starts_with('-') && !unit.contains('/') && !unit.chars().any(char::is_control);
+    if ok { Ok(()) } else { Err(format!("`{unit}` is not a valid systemd unit name")) }
+}
 
 /// sh for a restart handler: reloads systemd first if the unit's files changed (its handler may
 /// come before the daemon-reload handler, which waits for the last unit file), clears a start
 /// limit an intentional restart must not trip, then restarts (`try`: only if running).
 pub fn restart_script(unit: &str, only_if_running: bool) -> String {
     let verb = if only_if_running { "try-restart" } else { "restart" };
-    format!("{}systemctl {verb} {}\n", before_restart(unit), q(unit))
+    let mut s = before_restart(unit);
+    s.cmd(&systemctl(verb, unit));
+    s.into_string()
 }
 
-/// sh run before any restart of `unit`: a daemon-reload if its files changed, and its start
-/// limit cleared.
-fn before_restart(unit: &str) -> String {
-    let u = q(unit);
-    format!(
-        "if [ \"$(systemctl show -p NeedDaemonReload --value {u})\" = yes ]; then systemctl daemon-reload; fi\n\
-         systemctl reset-failed {u} 2>/dev/null || true\n"
-    )
+/// sh run before any restart of `unit` (held in `$u` afterwards): a daemon-reload if its files
+/// changed, and its start limit cleared.
+fn before_restart(unit: &str) -> Script {
+    let mut s = Script::new();
+    s.set("u", unit);
+    s.line(
+        "if [ \"$(systemctl show -p NeedDaemonReload --value -- \"$u\")\" = yes ]; then systemctl daemon-reload; fi\n\
+         systemctl reset-failed -- \"$u\" 2>/dev/null || true",
+    );
+    s
 }
 
 /// A restart that cannot leave the service down because of a bad config: when `unit` fails to
 /// start, `files` get their previous content back (see `File::keep_previous`), the unit is
 /// started again with it, and the step fails with the service's own last log lines.
 pub fn restart_or_restore_script(unit: &str, files: &[&str]) -> String {
-    let u = q(unit);
-    format!(
-        "{before}\
-         since=$(date '+%Y-%m-%d %H:%M:%S')\n\
-         if ! systemctl restart {u} 2>/dev/null; then\n\
-         why=$(journalctl -u {u} --since \"$since\" --no-pager -o cat 2>/dev/null | grep -v -e '^$' -e 'Scheduled restart' -e 'Stopped ' -e 'Starting ' | tail -n 4)\n\
+    let mut s = before_restart(unit);
+    s.line(&format!(
+        "since=$(date '+%Y-%m-%d %H:%M:%S')\n\
+         if ! systemctl restart -- \"$u\" 2>/dev/null; then\n\
+         why=$(journalctl -u \"$u\" --since \"$since\" --no-pager -o cat 2>/dev/null | grep -v -e '^$' -e 'Scheduled restart' -e 'Stopped ' -e 'Starting ' | tail -n 4)\n\
          restored=$(\n{restore})\n\
          systemctl daemon-reload\n\
-         systemctl reset-failed {u} 2>/dev/null || true\n\
-         if systemctl restart {u}; then state='running again with it'; else state='STILL DOWN'; fi\n\
-         printf '%s failed to start with the new configuration; restored the previous one (%s) and it is %s.\\n%s said:\\n%s\\n' {u} \"$(echo $restored)\" \"$state\" {u} \"$why\" >&2\n\
+         systemctl reset-failed -- \"$u\" 2>/dev/null || true\n\
+         if systemctl restart -- \"$u\"; then state='running again with it'; else state='STILL DOWN'; fi\n\
+         printf '%s failed to start with the new configuration; restored the previous one (%s) and it is %s.\\n%s said:\\n%s\\n' \"$u\" \"$(echo $restored)\" \"$state\" \"$u\" \"$why\" >&2\n\
          exit 1\n\
          fi\n\
          {forget}",
         restore = super::file::restore_previous_script(files),
-        before = before_restart(unit),
         forget = super::file::forget_previous_script(files),
-    )
+    ));
+    s.into_string()
 }
 
 /// A unit file under /etc/systemd/system that notifies a daemon-reload (registered on `desired`).
@@ -64,11 +79,13 @@ pub fn unit_file_from(desired: &mut Desired, file: File) -> Step {
     let whole_unit = !file.path.contains(".d/") && name.contains('.') && !name.ends_with(".conf");
     let file = if whole_unit && file.ensure != super::file::Ensure::Absent {
         // verify needs the unit's own name; the temp file has another.
-        file.validate(&format!(
-            "if command -v systemd-analyze >/dev/null 2>&1; then vd=$(mktemp -d); cp \"$t\" \"$vd\"/{n}; \
-             systemd-analyze verify \"$vd\"/{n}; rc=$?; rm -rf \"$vd\"; [ \"$rc\" -eq 0 ]; fi",
-            n = q(&name)
-        ))
+        let mut check = Script::new();
+        check.set("n", &name);
+        check.line(
+            "if command -v systemd-analyze >/dev/null 2>&1; then vd=$(mktemp -d); cp -- \"$t\" \"$vd/$n\"; \
+             systemd-analyze verify \"$vd/$n\"; rc=$?; rm -rf -- \"$vd\"; [ \"$rc\" -eq 0 ]; fi",
+        );
+        file.validate(check.as_str().trim_end())
     } else {
         file
     };
@@ -113,17 +130,15 @@ impl Resource for Service {
 
     fn probe(&self) -> String {
         // One systemctl call: is-enabled plus is-active cost twice as much on every run.
-        format!("systemctl show -p LoadState -p UnitFileState -p ActiveState -p NeedDaemonReload {}", q(&self.unit))
+        let show =
+            Cmd::new("systemctl").args(["show", "-p", "LoadState", "-p", "UnitFileState", "-p", "ActiveState", "-p", "NeedDaemonReload"]);
+        show.end_of_options().arg(&self.unit).render()
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
-        let prop = |name: &str| {
-            state
-                .lines()
-                .find_map(|l| l.trim().strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-                .map(str::trim)
-                .ok_or_else(|| format!("systemctl did not report {name}"))
-        };
+        check_unit_name(&self.unit)?;
+        let kv = Kv::parse(state)?;
+        let prop = |name: &str| kv.get(name).map(str::trim).ok_or_else(|| format!("systemctl did not report {name}"));
         let (load, file_state, active) = (prop("LoadState")?, prop("UnitFileState")?, prop("ActiveState")?);
         let enabled = match (load, file_state) {
             ("not-found", _) => "not-found",
@@ -131,8 +146,7 @@ impl Resource for Service {
             (_, "") => "static",
             (_, s) => s,
         };
-        let u = q(&self.unit);
-        let (mut what, mut script) = (Vec::new(), String::new());
+        let (mut what, mut script) = (Vec::new(), Script::new());
         let missing = enabled == "not-found";
         if enabled == "masked" && (self.enabled == Some(true) || self.active == Some(true)) {
             return Err(format!("{} is masked; unmask it first (systemctl unmask {})", self.unit, self.unit));
@@ -140,11 +154,11 @@ impl Resource for Service {
         match self.enabled {
             Some(true) if !ENABLED_STATES.contains(&enabled) => {
                 what.push("enabled".into());
-                script.push_str(&format!("systemctl enable {u}\n"));
+                script.cmd(&systemctl("enable", &self.unit));
             }
             Some(false) if enabled == "enabled" => {
                 what.push("disabled".into());
-                script.push_str(&format!("systemctl disable {u}\n"));
+                script.cmd(&systemctl("disable", &self.unit));
             }
             _ => {}
         }
@@ -153,19 +167,22 @@ impl Resource for Service {
             Some(true) if !running => {
                 what.push("started".into());
                 // A unit that failed (or hit its start limit) earlier must be startable again.
-                script.push_str(&format!("systemctl reset-failed {u} 2>/dev/null || true\nsystemctl start {u}\n"));
+                script.line(&format!("{} 2>/dev/null || true", systemctl("reset-failed", &self.unit)));
+                script.cmd(&systemctl("start", &self.unit));
             }
             Some(false) if running && !missing => {
                 what.push("stopped".into());
-                script.push_str(&format!("systemctl stop {u}\n"));
+                script.cmd(&systemctl("stop", &self.unit));
             }
             _ => {}
         }
         // Starting a unit whose files changed on disk would use the old definition.
+        let mut full = Script::new();
         if !what.is_empty() && prop("NeedDaemonReload").is_ok_and(|v| v == "yes") {
-            script.insert_str(0, "systemctl daemon-reload\n");
+            full.line("systemctl daemon-reload");
         }
-        Ok((!what.is_empty()).then_some(Change { what, diff: None, script, uploads: vec![] }))
+        full.append(&script);
+        Ok((!what.is_empty()).then(|| Change { what, diff: None, script: full.into_string(), uploads: vec![] }))
     }
 }
 

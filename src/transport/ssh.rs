@@ -153,7 +153,8 @@ impl Ssh {
     pub async fn upload(&self, local: &Path, remote: &str) -> Result<(), TransportError> {
         let lost = |reason: String| TransportError::Lost { host: self.host.clone(), reason };
         let mut file = tokio::fs::File::open(local).await.map_err(|e| lost(format!("cannot read {}: {e}", local.display())))?;
-        let script = format!("umask 077; cat > {}", shell_quote(remote));
+        let size = file.metadata().await.map_err(|e| lost(format!("cannot read {}: {e}", local.display())))?.len();
+        let script = crate::sh::receive_upload(remote, size);
         let mut cmd = self.session.raw_command(self.wrap(&script));
         cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().await.map_err(|e| lost(explain(&e)))?;

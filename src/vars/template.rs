@@ -95,12 +95,10 @@ fn to_yaml(v: Value) -> Result<String, Error> {
     serde_saphyr::to_string(&v).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
 }
 
-/// Quotes a string for POSIX sh: the result is one word whatever the string contains.
+/// Quotes a string for POSIX sh (kept for callers not yet moved to [`crate::sh::quote`], which
+/// it is; to be deleted once none is left).
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b)) {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
+    crate::sh::quote(s)
 }
 
 /// True when a string contains template syntax and must be rendered.
