@@ -457,3 +457,14 @@ fn keyless_autoscaling_stack_iam_fleets_drift_audit_and_complete_destroy() {
     );
     assert_eq!(left, "0 0 0 0 0\n0 0 0\n[] []\n[] 0\n['running']\n", "nothing of the stack is left; the other stack's instance is");
 }
+
+#[test]
+fn static_cache_keys_stay_possible_and_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = "cloud:\n  stack: ci-test\nrunner_cache_s3_bucket: ci-cache\nrunner_cache_s3_access_key: AKIAEXAMPLEKEY123\nrunner_cache_s3_secret_key: s3cr3t-Value-42\n";
+    project(dir.path(), INVENTORY, vars);
+    let o = provision(dir.path(), "http://127.0.0.1:9", &["-vvv", "inventory"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("s3cr3t-Value-42") && !text(&o).contains("AKIAEXAMPLEKEY123"), "{}", text(&o));
+    assert!(text(&o).contains("runner_cache_s3_secret_key"), "{}", text(&o));
+}
