@@ -403,12 +403,16 @@ fn keyless_autoscaling_stack_iam_fleets_drift_audit_and_complete_destroy() {
     // A group no declared fleet accounts for: its members are orphans, terminated through the
     // group so that it does not start replacements.
     let fleetless = tempfile::tempdir().unwrap();
-    let without: String = AUTOSCALED.lines().filter(|l| !l.contains("fleets:") && !l.contains("docker: {ami")).map(|l| format!("{l}\n")).collect();
+    let without: String =
+        AUTOSCALED.lines().filter(|l| !l.contains("fleets:") && !l.contains("docker: {ami")).map(|l| format!("{l}\n")).collect();
     project(fleetless.path(), "all:\n  hosts: {}\n", &without);
     let orphaned = provision(fleetless.path(), &m.url, &["cloud", "audit", "--terminate", "--yes"]);
     assert!(orphaned.status.success(), "{}", text(&orphaned));
     assert!(text(&orphaned).contains("2 orphaned") && text(&orphaned).contains("group=ci-auto-docker"), "{}", text(&orphaned));
-    let desired = boto(&m.url, "print(asg.describe_auto_scaling_groups(AutoScalingGroupNames=['ci-auto-docker'])['AutoScalingGroups'][0]['DesiredCapacity'])");
+    let desired = boto(
+        &m.url,
+        "print(asg.describe_auto_scaling_groups(AutoScalingGroupNames=['ci-auto-docker'])['AutoScalingGroups'][0]['DesiredCapacity'])",
+    );
     assert_eq!(desired, "0\n", "terminated with the group's capacity decremented");
 
     // Drift: a route sent elsewhere is put back; a different image is reported, not acted on.

@@ -387,6 +387,36 @@ mod tests {
     }
 
     #[test]
+    fn keyless_cache_and_fleet_render_into_config_toml() {
+        use super::super::config_toml::{RunnerSection, S3Cache, render};
+        let mut extra = Map::new();
+        extra.insert("autoscaler".into(), autoscaler_section(&stack(), Some(&json!({"fleet": "fleet"})), &err).unwrap());
+        let section = RunnerSection {
+            name: "ci-fleet".into(),
+            url: "https://gitlab.example.com".into(),
+            token: String::new(),
+            executor: "docker-autoscaler".into(),
+            limit: None,
+            environment: Vec::new(),
+            docker: None,
+            cache: Some(S3Cache {
+                server_address: "s3.amazonaws.com".into(),
+                bucket_name: "ci-cache".into(),
+                bucket_location: "eu-west-1".into(),
+                shared: true,
+                credentials: None,
+            }),
+            extra,
+        };
+        let text = render(4, 3, &[section]);
+        let doc: toml_edit::DocumentMut = text.parse().unwrap();
+        let r = doc["runners"].as_array_of_tables().unwrap().get(0).unwrap();
+        assert_eq!(r["cache"]["s3"]["AuthenticationType"].as_str(), Some("iam"), "{text}");
+        assert!(!text.contains("AccessKey") && !text.contains("SecretKey"), "{text}");
+        assert_eq!(r["autoscaler"]["plugin_config"]["name"].as_str(), Some("ci-fleet"), "{text}");
+    }
+
+    #[test]
     fn plugins_install_only_when_missing() {
         let p = FleetingPlugins { container: "gitlab-runner".into() };
         assert!(p.plan("installed\n").unwrap().is_none());
