@@ -261,7 +261,8 @@ async fn keep(run: &mut Run<'_>, inst: &Instance, r: &Running, at: &Placement<'_
     }
     let subnet = subnet_of(inst, at.net);
     if subnet != r.subnet_id && subnet != NEW {
-        run.note(Action::Drift, format!("{label}: in subnet {} but declared in the {:?} subnet {subnet}", r.subnet_id, inst.subnet));
+        let kind = if inst.subnet == SubnetKind::Public { "public" } else { "private" };
+        run.note(Action::Drift, format!("{label}: in subnet {} but declared in the {kind} subnet {subnet}", r.subnet_id));
     }
     if let Some(vol) = &r.root_volume {
         let v = c.ec2.describe_volumes().volume_ids(vol).send().await.map_err(api("DescribeVolumes"))?;

@@ -64,8 +64,8 @@ pub async fn converge(run: &mut Run<'_>, vpc: &str) -> Result<Groups, CloudError
         roles.push("worker");
     }
     for role in roles {
-        let gname = run.name(&format!("{role}s"));
-        let gname = if role == "worker" { gname } else { run.name(role) };
+        // `<stack>-workers` is the name docker-machine's driver is given (read-only).
+        let gname = if role == "worker" { run.name("workers") } else { run.name(role) };
         let id = group(run, role, &gname, vpc, &groups.master).await?;
         match role {
             "master" => groups.master = id,

@@ -286,37 +286,50 @@ pub fn keep_state(ctx: &RoleContext, c: &mut Container, steps: &mut Vec<Step>) {
     }
 }
 
-/// After the runner container: the fleeting plugin, installed when a docker-autoscaler runner
-/// exists and the plugin directory has none.
-pub fn install_plugins(ctx: &RoleContext, container: &str, steps: &mut Vec<Step>) {
+/// After the runner (its container, or `None` for the package): the fleeting plugin, installed
+/// when a docker-autoscaler runner exists and the plugin directory has none.
+pub fn install_plugins(ctx: &RoleContext, container: Option<&str>, steps: &mut Vec<Step>) {
     if StackVars::of(ctx).runners_with("docker-autoscaler").next().is_some() {
-        steps.push(Step::new(FleetingPlugins { container: container.to_string() }));
+        steps.push(Step::new(FleetingPlugins { container: container.map(str::to_string) }));
     }
 }
 
-/// The fleeting plugins `config.toml` names, installed in the runner container.
+/// The fleeting plugins `config.toml` names, installed for the runner.
 #[derive(Debug, Clone)]
 pub struct FleetingPlugins {
-    /// The runner container.
-    pub container: String,
+    /// The runner container (`None`: the package's runner, on the host as root).
+    pub container: Option<String>,
+}
+
+impl FleetingPlugins {
+    /// Where the installed plugins are on the host.
+    fn dir(&self) -> String {
+        // In a container they live under the mounted host directory: kept across image rolls.
+        let base = if self.container.is_some() { PLUGIN_DIR.0 } else { "/root/.config/fleeting" };
+        format!("{base}/plugins")
+    }
 }
 
 impl Resource for FleetingPlugins {
     fn id(&self) -> String {
-        format!("fleeting plugins in {}", self.container)
+        match &self.container {
+            Some(c) => format!("fleeting plugins in {c}"),
+            None => "fleeting plugins".into(),
+        }
     }
 
     fn probe(&self) -> String {
-        // Installed plugins live under the mounted host directory: present after an image roll.
-        let dir = format!("{}/plugins", PLUGIN_DIR.0);
-        format!("if [ -n \"$(ls -A {} 2>/dev/null)\" ]; then echo installed; else echo missing; fi", quote(&dir))
+        format!("if [ -n \"$(ls -A {} 2>/dev/null)\" ]; then echo installed; else echo missing; fi", quote(&self.dir()))
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
         match state.trim() {
             "installed" => Ok(None),
             "missing" => {
-                let cmd = Cmd::new("docker").args(["exec", &self.container, "gitlab-runner", "fleeting", "install"]);
+                let cmd = match &self.container {
+                    Some(c) => Cmd::new("docker").args(["exec", c, "gitlab-runner", "fleeting", "install"]),
+                    None => Cmd::new("gitlab-runner").args(["fleeting", "install"]),
+                };
                 Ok(Some(Change::new(vec!["installed".into()], format!("{}\n", cmd.render()))))
             }
             other => Err(format!("unexpected state `{other}`")),
@@ -418,11 +431,14 @@ mod tests {
 
     #[test]
     fn plugins_install_only_when_missing() {
-        let p = FleetingPlugins { container: "gitlab-runner".into() };
+        let p = FleetingPlugins { container: Some("gitlab-runner".into()) };
         assert!(p.plan("installed\n").unwrap().is_none());
         let c = p.plan("missing\n").unwrap().unwrap();
         assert!(c.script.contains("exec gitlab-runner gitlab-runner fleeting install"), "{}", c.script);
         assert!(p.probe().contains("/var/lib/provision/runner/fleeting/plugins"));
         assert!(p.plan("what").is_err());
+        let host = FleetingPlugins { container: None };
+        assert!(host.probe().contains("/root/.config/fleeting/plugins"));
+        assert!(host.plan("missing").unwrap().unwrap().script.starts_with("gitlab-runner fleeting install"));
     }
 }

@@ -122,7 +122,7 @@ fn container(ctx: &RoleContext, desired: &mut Desired, config_dir: &str) -> Resu
     autoscale::keep_state(ctx, &mut c, &mut desired.steps);
     let name = c.name.clone();
     desired.steps.push(Step::new(c));
-    autoscale::install_plugins(ctx, &name, &mut desired.steps);
+    autoscale::install_plugins(ctx, Some(&name), &mut desired.steps);
     Ok(())
 }
 
@@ -151,6 +151,7 @@ fn package(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
         pkg.file = Some(ctx.local_path(&file));
     }
     desired.steps.push(Step::new(pkg));
+    autoscale::install_plugins(ctx, None, &mut desired.steps);
     desired.steps.push(Step::new(Service::running("gitlab-runner.service")));
     Ok(())
 }
