@@ -67,8 +67,8 @@ fn the_fleeting_plugin_is_installed_when_missing_and_kept_across_an_image_roll()
     assert_eq!(on_host("lab-master-1", inside).trim(), "1");
 
     // An image roll recreates the container: the plugin is still there, nothing reinstalls it.
-    let roll = format!("runner_image=provision-lab/gitlab-runner:2");
-    let (code, doc) = json_run(inv, &["-e", FLEET, "-e", &roll, "apply", "--limit", "master"]);
+    let roll = "runner_image=provision-lab/gitlab-runner:2";
+    let (code, doc) = json_run(inv, &["-e", FLEET, "-e", roll, "apply", "--limit", "master"]);
     assert_eq!(code, Some(0), "{doc}");
     assert!(ids(&doc, "changed").contains(&"container gitlab-runner".to_string()), "{doc}");
     assert!(ids(&doc, "ok").contains(&"fleeting plugins in gitlab-runner".to_string()), "{doc}");
