@@ -310,6 +310,16 @@ fn keyless_autoscaling_stack_iam_fleets_drift_audit_and_complete_destroy() {
         assert!(inv.contains(var), "{var} in {inv}");
     }
 
+    // The generated inventory is one provision reads, with the fleet map runners look up.
+    let o = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("-i")
+        .arg(d.join("inventory.cloud.yaml"))
+        .args(["inventory", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("\"docker\":\"ci-auto-docker\"") || text(&o).contains("\"docker\": \"ci-auto-docker\""), "{}", text(&o));
+
     // The master: its instance profile, IMDSv2 with two hops, one encrypted root on the AMI's root device.
     let master = boto(
         &m.url,
