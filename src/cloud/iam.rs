@@ -39,22 +39,38 @@ fn stack_tags(run: &Run<'_>) -> Vec<Tag> {
         .collect()
 }
 
+/// Whose a role of a given name is.
+enum Owner {
+    /// No such role.
+    Missing,
+    /// The stack's, with this ARN.
+    Ours(String),
+    /// Someone else's: never adopted, changed or removed.
+    Foreign,
+}
+
+async fn owner(run: &Run<'_>, name: &str) -> Result<Owner, CloudError> {
+    match run.c.iam.get_role().role_name(name).send().await {
+        Ok(r) => Ok(match r.role() {
+            Some(role) if role.tags().iter().any(|t| t.key() == TAG_STACK && t.value() == run.spec.stack) => {
+                Owner::Ours(role.arn().to_string())
+            }
+            _ => Owner::Foreign,
+        }),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(Owner::Missing),
+        Err(e) => Err(api("GetRole")(e)),
+    }
+}
+
 /// The role's ARN when it exists; an error when it exists but is another stack's.
 async fn existing_role(run: &Run<'_>, name: &str) -> Result<Option<String>, CloudError> {
-    match run.c.iam.get_role().role_name(name).send().await {
-        Ok(r) => {
-            let role = r.role();
-            let ours = role.is_some_and(|r| r.tags().iter().any(|t| t.key() == TAG_STACK && t.value() == run.spec.stack));
-            if !ours {
-                return Err(CloudError::Api {
-                    call: "GetRole",
-                    message: format!("IAM role {name} exists but is not this stack's (no {TAG_STACK}={} tag)", run.spec.stack),
-                });
-            }
-            Ok(role.map(|r| r.arn().to_string()))
-        }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(None),
-        Err(e) => Err(api("GetRole")(e)),
+    match owner(run, name).await? {
+        Owner::Missing => Ok(None),
+        Owner::Ours(arn) => Ok(Some(arn)),
+        Owner::Foreign => Err(CloudError::Api {
+            call: "GetRole",
+            message: format!("IAM role {name} exists but is not this stack's (no {TAG_STACK}={} tag)", run.spec.stack),
+        }),
     }
 }
 
@@ -188,12 +204,8 @@ pub async fn destroy(run: &mut Run<'_>) -> Result<(), CloudError> {
     let c = run.c;
     for kind in ["master", "slave", "worker"] {
         let name = run.name(kind);
-        let owned = match existing_role(run, &name).await {
-            Ok(arn) => arn.is_some(),
-            // Another stack's role of that name: not ours to remove.
-            Err(CloudError::Api { call: "GetRole", .. }) => false,
-            Err(e) => return Err(e),
-        };
+        // Another stack's role of that name is not ours to remove.
+        let owned = matches!(owner(run, &name).await?, Owner::Ours(_));
         if let Ok(p) = c.iam.get_instance_profile().instance_profile_name(&name).send().await {
             let roles: Vec<String> =
                 p.instance_profile().map(|p| p.roles().iter().map(|r| r.role_name().to_string()).collect()).unwrap_or_default();
