@@ -172,9 +172,17 @@ pub struct ExecArgs {
 #[derive(Debug, Subcommand)]
 pub enum CloudCommand {
     /// Show what would be created, changed or destroyed
-    Plan,
-    /// Create or update the cloud resources
-    Apply,
+    Plan {
+        /// Output format
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Show the plan, then create or update the cloud resources (after confirmation)
+    Apply {
+        /// Do not ask for confirmation (required when stdin is not a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
     /// Destroy everything this stack created
     Destroy {
         /// Do not ask for confirmation

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
 
 use super::client::Clients;
 use super::spec::{Bucket, CloudSpec};
-use super::{Change, CloudError, TAG_BY, TAG_STACK, api};
+use super::{Action, Change, CloudError, Run, TAG_BY, TAG_STACK, api};
 
 const RULE_ID: &str = "provision-expire-cache";
 
@@ -31,7 +31,8 @@ async fn ownership(c: &Clients, spec: &CloudSpec, name: &str) -> Result<Option<b
 }
 
 /// Converges the bucket and its settings.
-pub async fn converge(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut Vec<Change>) -> Result<(), CloudError> {
+pub async fn converge(run: &mut Run<'_>) -> Result<(), CloudError> {
+    let (c, spec, dry_run, changes) = (run.c, run.spec, run.dry_run, &mut run.changes);
     let Some(b) = &spec.bucket else { return Ok(()) };
     let mut created = false;
     match ownership(c, spec, &b.name).await? {
@@ -46,8 +47,10 @@ pub async fn converge(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mu
         }
         Some(true) => {}
         None => {
-            changes
-                .push(Change::new("create", format!("bucket {} (encrypted, private, cache expires after {} days)", b.name, b.expire_days)));
+            changes.push(Change::new(
+                Action::Create,
+                format!("bucket {} (encrypted, private, cache expires after {} days)", b.name, b.expire_days),
+            ));
             if dry_run {
                 return Ok(());
             }
@@ -108,12 +111,12 @@ async fn settings(c: &Clients, b: &Bucket, dry_run: bool, created: bool, changes
     }
     if fix.is_empty() {
         if !created {
-            changes.push(Change::new("ok", format!("bucket {}", b.name)));
+            changes.push(Change::new(Action::Ok, format!("bucket {}", b.name)));
         }
         return Ok(());
     }
     if !created {
-        changes.push(Change::new("update", format!("bucket {}: {}", b.name, fix.join(", "))));
+        changes.push(Change::new(Action::Update, format!("bucket {}: {}", b.name, fix.join(", "))));
     }
     if dry_run {
         return Ok(());
@@ -168,12 +171,13 @@ async fn settings(c: &Clients, b: &Bucket, dry_run: bool, created: bool, changes
 }
 
 /// Empties and deletes the bucket, if it is this stack's.
-pub async fn destroy(c: &Clients, spec: &CloudSpec, dry_run: bool, changes: &mut Vec<Change>) -> Result<(), CloudError> {
+pub async fn destroy(run: &mut Run<'_>) -> Result<(), CloudError> {
+    let (c, spec, dry_run, changes) = (run.c, run.spec, run.dry_run, &mut run.changes);
     let Some(b) = &spec.bucket else { return Ok(()) };
     if ownership(c, spec, &b.name).await? != Some(true) {
         return Ok(());
     }
-    changes.push(Change::new("destroy", format!("bucket {} (and the cache in it)", b.name)));
+    changes.push(Change::new(Action::Destroy, format!("bucket {} (and the cache in it)", b.name)));
     if dry_run {
         return Ok(());
     }

@@ -58,6 +58,35 @@ pub struct Bucket {
     pub expire_days: i32,
 }
 
+/// An autoscaling fleet for a docker-autoscaler runner: a launch template and an auto scaling
+/// group GitLab's fleeting plugin scales between 0 and `max_instances`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fleet {
+    /// Its name in `cloud.fleets` (the ASG is `<stack>-<name>`).
+    pub name: String,
+    /// The runner its instances are tagged with (`provision:runner`); default: the fleet's name.
+    pub runner: String,
+    /// Worker image.
+    pub ami: Ami,
+    /// Instance types, the first one in the launch template, all of them in the mixed policy.
+    pub instance_types: Vec<String>,
+    /// Spot instances (mixed instances policy, no on-demand part).
+    pub spot: bool,
+    /// The group's maximum size.
+    pub max_instances: i32,
+    /// Root volume size in GiB.
+    pub root_volume_gb: i32,
+    /// Subnet of the workers.
+    pub subnet: SubnetKind,
+}
+
+/// The CloudWatch log group of the stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logs {
+    /// Days events are kept.
+    pub retention_days: i32,
+}
+
 /// The whole stack.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudSpec {
@@ -89,6 +118,32 @@ pub struct CloudSpec {
     pub registry_port: i32,
     /// Where `cloud apply` writes the inventory of the instances.
     pub inventory_file: String,
+    /// Fleets for docker-autoscaler runners, by name.
+    pub fleets: BTreeMap<String, Fleet>,
+    /// The masters run docker+machine runners (amazonec2 driver): a worker profile, the EC2
+    /// rights the driver needs, docker's port on the worker group.
+    pub docker_machine: bool,
+    /// An S3 gateway endpoint, so cache traffic stays off the NAT gateway.
+    pub s3_endpoint: bool,
+    /// The log group.
+    pub logs: Option<Logs>,
+}
+
+impl CloudSpec {
+    /// Whether runners start workers of their own (docker+machine or fleets).
+    pub fn autoscaled(&self) -> bool {
+        self.docker_machine || !self.fleets.is_empty()
+    }
+
+    /// The ASG name of a fleet.
+    pub fn asg_name(&self, fleet: &str) -> String {
+        format!("{}-{fleet}", self.stack)
+    }
+
+    /// The log group name, when logs are on.
+    pub fn log_group(&self) -> Option<String> {
+        self.logs.as_ref().map(|_| format!("/provision/{}", self.stack))
+    }
 }
 
 const KEYS: &[&str] = &[
@@ -105,7 +160,13 @@ const KEYS: &[&str] = &[
     "instances",
     "cache_bucket",
     "inventory_file",
+    "fleets",
+    "docker_machine",
+    "s3_endpoint",
+    "logs",
 ];
+const FLEET_KEYS: &[&str] =
+    &["ami", "ami_name", "ami_owner", "instance_types", "spot", "max_instances", "root_volume_gb", "subnet", "runner"];
 const INSTANCE_KEYS: &[&str] = &["group", "instance_type", "ami", "ami_name", "ami_owner", "subnet", "root_volume_gb", "tags"];
 
 /// Reads and checks `cloud` (a mapping); `err` points errors at the var; `read_file` reads a
@@ -211,7 +272,48 @@ pub fn parse(
         }
         Some(_) => return Err(err("cloud.cache_bucket must be a mapping with `name`".into())),
     };
+    let flag = |k: &str| match m.get(k) {
+        None | Some(Json::Null) => Ok(false),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(_) => Err(err(format!("cloud.{k} must be true or false"))),
+    };
+    let mut fleets = BTreeMap::new();
+    match m.get("fleets") {
+        None | Some(Json::Null) => {}
+        Some(Json::Object(list)) => {
+            for (name, def) in list {
+                fleets.insert(name.clone(), fleet(name, def, err)?);
+            }
+        }
+        Some(_) => return Err(err("cloud.fleets must be a mapping of fleet name to settings".into())),
+    }
+    let docker_machine = flag("docker_machine")?;
+    let logs = match m.get("logs") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(l)) => {
+            check_keys(l, &["retention_days"], "cloud.logs", err)?;
+            // CloudWatch accepts only these retention periods.
+            const DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+            let d = l.get("retention_days").map_or(Some(30), Json::as_i64).filter(|d| DAYS.contains(d));
+            let d = d.ok_or_else(|| err(format!("cloud.logs.retention_days must be one of CloudWatch's periods: {DAYS:?}")))?;
+            Some(Logs { retention_days: d as i32 })
+        }
+        Some(_) => return Err(err("cloud.logs must be a mapping (`retention_days`)".into())),
+    };
+    // Workers in the private subnet reach GitLab, registries and S3 only through a NAT gateway.
+    let private_workers = docker_machine || fleets.values().any(|f| f.subnet == SubnetKind::Private);
+    if private_workers && !nat_gateway {
+        let who = if docker_machine { "docker+machine workers".to_string() } else { "the fleets' workers".to_string() };
+        return Err(err(format!(
+            "{who} run in the private subnet, which has no way out without `cloud.nat_gateway: true`: \
+             they could not pull images, reach GitLab or the cache (`s3_endpoint: true` keeps cache traffic off the NAT)"
+        )));
+    }
     Ok(CloudSpec {
+        fleets,
+        docker_machine,
+        s3_endpoint: flag("s3_endpoint")?,
+        logs,
         stack,
         region: s("region")?,
         vpc_cidr,
@@ -249,6 +351,70 @@ pub fn valid_instance_type(t: &str) -> bool {
     fam_ok && size_ok
 }
 
+fn ami(at: &str, m: &Map<String, Json>, err: &dyn Fn(String) -> InputError) -> Result<Ami, InputError> {
+    let get = |k: &str| m.get(k).and_then(Json::as_str).map(str::to_string);
+    match (get("ami"), get("ami_name"), get("ami_owner")) {
+        (Some(id), None, None) if id.starts_with("ami-") => Ok(Ami::Id(id)),
+        (Some(id), None, None) => Err(err(format!("{at}.ami `{id}` is not an AMI id (ami-...)"))),
+        (None, Some(name), Some(owner)) => Ok(Ami::Name { name, owner }),
+        _ => Err(err(format!("{at}: give `ami` (an id), or `ami_name` and `ami_owner`"))),
+    }
+}
+
+fn subnet(at: &str, m: &Map<String, Json>, default: &str, err: &dyn Fn(String) -> InputError) -> Result<SubnetKind, InputError> {
+    match m.get("subnet").and_then(Json::as_str).unwrap_or(default) {
+        "public" => Ok(SubnetKind::Public),
+        "private" => Ok(SubnetKind::Private),
+        other => Err(err(format!("{at}.subnet `{other}`: expected public or private"))),
+    }
+}
+
+fn root_gb(at: &str, m: &Map<String, Json>, err: &dyn Fn(String) -> InputError) -> Result<i32, InputError> {
+    match m.get("root_volume_gb") {
+        None => Ok(30),
+        Some(v) => {
+            Ok(v.as_i64().filter(|g| (8..=16384).contains(g)).ok_or_else(|| err(format!("{at}.root_volume_gb must be 8..16384")))? as i32)
+        }
+    }
+}
+
+fn fleet(name: &str, def: &Json, err: &dyn Fn(String) -> InputError) -> Result<Fleet, InputError> {
+    let at = format!("cloud.fleets.{name}");
+    let Json::Object(m) = def else { return Err(err(format!("{at} must be a mapping"))) };
+    check_keys(m, FLEET_KEYS, &at, err)?;
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err(err(format!("{at}: fleet names are lowercase letters, digits and `-`")));
+    }
+    let instance_types: Vec<String> = match m.get("instance_types") {
+        None | Some(Json::Null) => vec!["t3.medium".into()],
+        Some(Json::Array(a)) if !a.is_empty() => a.iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect(),
+        Some(_) => return Err(err(format!("{at}.instance_types must be a non-empty list like [t3.medium, t3a.medium]"))),
+    };
+    if let Some(bad) = instance_types.iter().find(|t| !valid_instance_type(t)) {
+        return Err(err(format!("{at}.instance_types: `{bad}` does not look like an EC2 instance type (e.g. t3.small)")));
+    }
+    let max_instances = match m.get("max_instances") {
+        None => 10,
+        Some(v) => v.as_i64().filter(|n| (1..=1000).contains(n)).ok_or_else(|| err(format!("{at}.max_instances must be 1..1000")))? as i32,
+    };
+    let spot = match m.get("spot") {
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
+        Some(_) => return Err(err(format!("{at}.spot must be true or false"))),
+    };
+    let runner = m.get("runner").and_then(Json::as_str).unwrap_or(name).to_string();
+    Ok(Fleet {
+        name: name.to_string(),
+        runner,
+        ami: ami(&at, m, err)?,
+        instance_types,
+        spot,
+        max_instances,
+        root_volume_gb: root_gb(&at, m, err)?,
+        subnet: subnet(&at, m, "private", err)?,
+    })
+}
+
 fn instance(name: &str, def: &Json, err: &dyn Fn(String) -> InputError) -> Result<Instance, InputError> {
     let at = format!("cloud.instances.{name}");
     let Json::Object(m) = def else { return Err(err(format!("{at} must be a mapping"))) };
@@ -262,23 +428,9 @@ fn instance(name: &str, def: &Json, err: &dyn Fn(String) -> InputError) -> Resul
     if !valid_instance_type(&instance_type) {
         return Err(err(format!("{at}.instance_type `{instance_type}` does not look like an EC2 instance type (e.g. t3.small)")));
     }
-    let ami = match (get("ami"), get("ami_name"), get("ami_owner")) {
-        (Some(id), None, None) if id.starts_with("ami-") => Ami::Id(id),
-        (Some(id), None, None) => return Err(err(format!("{at}.ami `{id}` is not an AMI id (ami-...)"))),
-        (None, Some(name), Some(owner)) => Ami::Name { name, owner },
-        _ => return Err(err(format!("{at}: give `ami` (an id), or `ami_name` and `ami_owner`"))),
-    };
-    let subnet = match get("subnet").as_deref().unwrap_or("public") {
-        "public" => SubnetKind::Public,
-        "private" => SubnetKind::Private,
-        other => return Err(err(format!("{at}.subnet `{other}`: expected public or private"))),
-    };
-    let root_volume_gb = match m.get("root_volume_gb") {
-        None => 30,
-        Some(v) => {
-            v.as_i64().filter(|g| (8..=16384).contains(g)).ok_or_else(|| err(format!("{at}.root_volume_gb must be 8..16384")))? as i32
-        }
-    };
+    let ami = ami(&at, m, err)?;
+    let subnet = subnet(&at, m, "public", err)?;
+    let root_volume_gb = root_gb(&at, m, err)?;
     let tags = match m.get("tags") {
         None | Some(Json::Null) => BTreeMap::new(),
         Some(Json::Object(t)) => t

@@ -1,9 +1,9 @@
 //! `provision cloud plan|apply|destroy|audit`.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 
-use crate::cli::{CloudCommand, Global};
-use crate::cloud::{Change, client, spec::CloudSpec};
+use crate::cli::{CloudCommand, Format, Global};
+use crate::cloud::{Action, Change, CloudError, Run, client, spec::CloudSpec};
 use crate::error::{EXIT_OK, Error, InputError, Result};
 use crate::output::{self, Style, paint};
 use crate::project::Project;
@@ -17,22 +17,30 @@ pub fn run(g: &Global, cmd: &CloudCommand) -> Result<i32> {
     let rt = super::runtime()?;
     rt.block_on(async {
         let c = client::connect(spec.region.as_deref()).await;
-        let mut changes = Vec::new();
-        let failed = |e: crate::cloud::CloudError| Error::Other(e.to_string());
+        let failed = |e: CloudError| Error::Other(e.to_string());
         match cmd {
-            CloudCommand::Plan => {
-                crate::cloud::network::converge(&c, &spec, true, &mut changes).await.map_err(failed)?;
-                crate::cloud::bucket::converge(&c, &spec, true, &mut changes).await.map_err(failed)?;
-                print_changes(&changes, "plan", g.verbose > 0);
-            }
-            CloudCommand::Apply => {
-                let result = async {
-                    let out = crate::cloud::network::converge(&c, &spec, false, &mut changes).await?;
-                    crate::cloud::bucket::converge(&c, &spec, false, &mut changes).await?;
-                    Ok::<_, crate::cloud::CloudError>(out)
+            CloudCommand::Plan { format } => {
+                let mut run = Run::new(&c, &spec, true);
+                crate::cloud::stack::converge(&mut run).await.map_err(failed)?;
+                match format {
+                    Format::Human => print_changes(&run.changes, "plan", g.verbose > 0),
+                    Format::Json => output::out(&format!("{}\n", plan_json(&spec, &c.region, &run.changes))),
                 }
-                .await;
-                print_changes(&changes, "applied", g.verbose > 0);
+            }
+            CloudCommand::Apply { yes } => {
+                let mut plan = Run::new(&c, &spec, true);
+                crate::cloud::stack::converge(&mut plan).await.map_err(failed)?;
+                let pending = counts(&plan.changes);
+                if pending[0] + pending[1] + pending[2] > 0 {
+                    print_changes(&plan.changes, "plan", g.verbose > 0);
+                    let question = format!("apply these changes to stack {}?", spec.stack);
+                    if !*yes && !confirm(&question, "apply")? {
+                        return Err(Error::Other("not confirmed: nothing was changed".into()));
+                    }
+                }
+                let mut run = Run::new(&c, &spec, false);
+                let result = crate::cloud::stack::converge(&mut run).await;
+                print_changes(&run.changes, "applied", g.verbose > 0);
                 let out = result.map_err(failed)?;
                 let path = project.inventory.dir().join(&spec.inventory_file);
                 let text = crate::cloud::inventory_out::render(&spec, &out, &c.region);
@@ -43,38 +51,37 @@ pub fn run(g: &Global, cmd: &CloudCommand) -> Result<i32> {
                 }
             }
             CloudCommand::Destroy { yes } => {
-                crate::cloud::network::destroy(&c, &spec, true, &mut changes).await.map_err(failed)?;
-                crate::cloud::bucket::destroy(&c, &spec, true, &mut changes).await.map_err(failed)?;
-                if changes.is_empty() {
+                let mut plan = Run::new(&c, &spec, true);
+                crate::cloud::stack::destroy(&mut plan).await.map_err(failed)?;
+                if plan.changes.is_empty() {
                     output::out(&format!("nothing carries the tags of stack {}\n", spec.stack));
                     return Ok(EXIT_OK);
                 }
-                print_changes(&changes, "to destroy", true);
-                if !*yes && !confirm(&format!("destroy these {} resources of stack {}?", changes.len(), spec.stack))? {
+                print_changes(&plan.changes, "to destroy", true);
+                let question = format!("destroy these {} resources of stack {}?", plan.changes.len(), spec.stack);
+                if !*yes && !confirm(&question, "destroy")? {
                     return Err(Error::Other("not confirmed: nothing was destroyed".into()));
                 }
-                let mut done = Vec::new();
-                let r = match crate::cloud::network::destroy(&c, &spec, false, &mut done).await {
-                    Ok(()) => crate::cloud::bucket::destroy(&c, &spec, false, &mut done).await,
-                    e => e,
-                };
-                r.map_err(failed)?;
+                let mut run = Run::new(&c, &spec, false);
+                crate::cloud::stack::destroy(&mut run).await.map_err(failed)?;
                 output::out(&format!("destroyed stack {}\n", spec.stack));
             }
             CloudCommand::Audit { terminate, yes } => {
-                let all = crate::cloud::audit::runner_instances(&c).await.map_err(failed)?;
+                let run = Run::new(&c, &spec, false);
+                let all = crate::cloud::audit::runner_instances(&run).await.map_err(failed)?;
                 let total = all.len();
-                let orphans = crate::cloud::audit::orphans(all, &known);
+                let orphans = crate::cloud::audit::orphans(&run, all, &known);
                 for o in &orphans {
-                    output::out(&format!("orphan  {}  runner={}  state={}  name={}\n", o.id, o.runner, o.state, o.name));
+                    let group = o.group.as_deref().map(|g| format!("  group={g}")).unwrap_or_default();
+                    output::out(&format!("orphan  {}  runner={}  state={}  name={}{group}\n", o.id, o.runner, o.state, o.name));
                 }
-                output::out(&format!("{total} runner instance(s), {} orphaned\n", orphans.len()));
+                output::out(&format!("{total} runner instance(s) in stack {}, {} orphaned\n", spec.stack, orphans.len()));
                 if *terminate && !orphans.is_empty() {
-                    if !*yes && !confirm(&format!("terminate these {} instances?", orphans.len()))? {
+                    if !*yes && !confirm(&format!("terminate these {} instances?", orphans.len()), "audit --terminate")? {
                         return Err(Error::Other("not confirmed: nothing was terminated".into()));
                     }
-                    let ids: Vec<String> = orphans.iter().map(|o| o.id.clone()).collect();
-                    crate::cloud::network::terminate(&c, &ids).await.map_err(failed)?;
+                    crate::cloud::audit::terminate(&run, &orphans).await.map_err(failed)?;
+                    let ids: Vec<&str> = orphans.iter().map(|o| o.id.as_str()).collect();
                     output::out(&format!("terminated {}\n", ids.join(", ")));
                 }
             }
@@ -100,8 +107,13 @@ fn load_spec(project: &Project) -> Result<CloudSpec> {
     Ok(crate::cloud::spec::parse(&cloud.value, &err, &read, (port("docker_tls_port", 2376), port("registry_port", 5000)))?)
 }
 
+/// The runner names of the inventory's hosts: none when it has no hosts (a base inventory
+/// before `cloud apply` wrote the hosts' one; the stack's fleets still count as accounted for).
 fn known_runners(project: &Project) -> Result<Vec<String>> {
     let mut names = Vec::new();
+    if project.inventory.hosts.is_empty() {
+        return Ok(names);
+    }
     for h in project.hosts(None)? {
         if let Some(list) = h.vars.get("runners").and_then(|r| r.value.as_array()) {
             names.extend(list.iter().filter_map(|r| r.get("name").and_then(|n| n.as_str()).map(str::to_string)));
@@ -110,31 +122,59 @@ fn known_runners(project: &Project) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn print_changes(changes: &[Change], verb: &str, show_ok: bool) {
-    let mut counts = [0usize; 3];
+/// Creates, updates, destroys and drifts in `changes`.
+fn counts(changes: &[Change]) -> [usize; 4] {
+    let mut n = [0usize; 4];
     for c in changes {
-        let (mark, style, counted) = match c.action {
-            "create" => ("+", Style::Green, Some(0)),
-            "update" => ("~", Style::Yellow, Some(1)),
-            "destroy" => ("-", Style::Red, Some(2)),
-            _ => (" ", Style::Dim, None),
-        };
-        match counted {
-            Some(i) => counts[i] += 1,
-            None if !show_ok => continue,
-            None => {}
+        match c.action {
+            Action::Create => n[0] += 1,
+            Action::Update => n[1] += 1,
+            Action::Destroy => n[2] += 1,
+            Action::Drift => n[3] += 1,
+            Action::Ok => {}
         }
+    }
+    n
+}
+
+/// The plan as one JSON document.
+fn plan_json(spec: &CloudSpec, region: &str, changes: &[Change]) -> serde_json::Value {
+    let n = counts(changes);
+    serde_json::json!({
+        "stack": spec.stack,
+        "region": region,
+        "changes": changes,
+        "summary": {"create": n[0], "update": n[1], "destroy": n[2], "drift": n[3]},
+    })
+}
+
+fn print_changes(changes: &[Change], verb: &str, show_ok: bool) {
+    for c in changes {
+        let (mark, style) = match c.action {
+            Action::Create => ("+", Style::Green),
+            Action::Update => ("~", Style::Yellow),
+            Action::Destroy => ("-", Style::Red),
+            Action::Drift => ("!", Style::Yellow),
+            Action::Ok if show_ok => (" ", Style::Dim),
+            Action::Ok => continue,
+        };
         output::out(&format!("  {} {}\n", paint(style, mark), c.what));
     }
+    let n = counts(changes);
+    let drift = if n[3] > 0 { format!(" ({} drifted: replace by hand)", n[3]) } else { String::new() };
     if verb == "to destroy" {
-        output::out(&format!("{} to destroy\n", counts[2]));
+        output::out(&format!("{} to destroy\n", n[2]));
     } else {
-        output::out(&format!("{verb}: {} to create, {} to update, {} to destroy\n", counts[0], counts[1], counts[2]));
+        output::out(&format!("{verb}: {} to create, {} to update, {} to destroy{drift}\n", n[0], n[1], n[2]));
     }
 }
 
-/// Asks on stderr, reads the answer from stdin (a pipe works; no answer is a no).
-fn confirm(question: &str) -> Result<bool> {
+/// Asks on a terminal; anywhere else the command needs `--yes` (`what` names it).
+fn confirm(question: &str, what: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("stdin is not a terminal: run `provision cloud {what} --yes` to go ahead without a question");
+        return Ok(false);
+    }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();

@@ -1,14 +1,29 @@
 //! Autoscaling runners on AWS: `[runners.machine]` for docker+machine (the amazonec2 driver)
 //! and `[runners.autoscaler]` for docker-autoscaler (GitLab's fleeting AWS plugin driving an
 //! auto scaling group). Defaults come from the inventory `provision cloud apply` writes
-//! (`cloud_region`, `cloud_vpc_id`, `cloud_private_subnet_id`). Machines are tagged with
-//! `provision:runner=<runner name>`, which `provision cloud audit` checks against the inventory.
+//! (`cloud_region`, `cloud_vpc_id`, `cloud_private_subnet_id`, `cloud_private_zone`, the workers'
+//! security group and instance profile, `cloud_fleets`). Machines are tagged with
+//! `provision:runner=<runner name>` and the stack, which `provision cloud audit` checks against
+//! the inventory. Credentials come from the master's instance profile: no keys by default.
+//!
+//! On the host, the fleeting plugin is installed once and kept, with docker-machine's machine
+//! store, on host directories: recreating the runner container (an image roll) neither loses
+//! the plugin nor forgets the live machines.
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::cloud::{TAG_BY, TAG_RUNNER};
+use crate::cloud::{TAG_BY, TAG_RUNNER, TAG_STACK};
+use crate::engine::{Change, Resource, Step};
 use crate::error::InputError;
+use crate::resources::directory::Directory;
+use crate::resources::docker::Container;
 use crate::roles::RoleContext;
+use crate::sh::{Cmd, quote};
+
+/// Host directory of the fleeting plugins, mounted where `gitlab-runner fleeting install` puts them.
+const PLUGIN_DIR: (&str, &str) = ("/var/lib/provision/runner/fleeting", "/root/.config/fleeting");
+/// Host directory of docker-machine's store (its machines' keys and state).
+const MACHINE_DIR: (&str, &str) = ("/var/lib/provision/runner/machine", "/root/.docker/machine");
 
 const MACHINE_KEYS: &[&str] = &[
     "idle_count",
@@ -27,6 +42,7 @@ const MACHINE_KEYS: &[&str] = &[
     "options",
 ];
 const AUTOSCALER_KEYS: &[&str] = &[
+    "fleet",
     "asg_name",
     "region",
     "plugin",
@@ -38,6 +54,60 @@ const AUTOSCALER_KEYS: &[&str] = &[
     "username",
     "use_external_addr",
 ];
+
+/// What the inventory `provision cloud apply` writes tells the runners (empty when unset), and
+/// the host's runner list: read once from the host's vars.
+#[derive(Debug, Clone, Default)]
+pub struct StackVars {
+    /// `cloud_stack`.
+    pub stack: String,
+    /// `cloud_region`.
+    pub region: String,
+    /// `cloud_vpc_id`.
+    pub vpc_id: String,
+    /// `cloud_private_subnet_id`.
+    pub private_subnet_id: String,
+    /// `cloud_private_zone`: the zone's letter.
+    pub private_zone: String,
+    /// `cloud_worker_security_group`: the workers' group name.
+    pub worker_security_group: String,
+    /// `cloud_worker_instance_profile`.
+    pub worker_instance_profile: String,
+    /// `cloud_fleets`: fleet name → auto scaling group name.
+    pub fleets: Map<String, Json>,
+    /// The host's `runners`.
+    pub runners: Vec<Map<String, Json>>,
+}
+
+impl StackVars {
+    /// Reads them from a host's vars.
+    pub fn of(ctx: &RoleContext) -> Self {
+        StackVars {
+            stack: ctx.str("cloud_stack"),
+            region: ctx.str("cloud_region"),
+            vpc_id: ctx.str("cloud_vpc_id"),
+            private_subnet_id: ctx.str("cloud_private_subnet_id"),
+            private_zone: ctx.str("cloud_private_zone"),
+            worker_security_group: ctx.str("cloud_worker_security_group"),
+            worker_instance_profile: ctx.str("cloud_worker_instance_profile"),
+            fleets: ctx.var("cloud_fleets").as_object().cloned().unwrap_or_default(),
+            runners: ctx.var("runners").as_array().into_iter().flatten().filter_map(Json::as_object).cloned().collect(),
+        }
+    }
+
+    fn get(&self, var: &str) -> &str {
+        match var {
+            "cloud_region" => &self.region,
+            "cloud_vpc_id" => &self.vpc_id,
+            "cloud_private_subnet_id" => &self.private_subnet_id,
+            _ => "",
+        }
+    }
+
+    fn runners_with<'a>(&'a self, executor: &'a str) -> impl Iterator<Item = &'a Map<String, Json>> + 'a {
+        self.runners.iter().filter(move |r| r.get("executor").and_then(Json::as_str) == Some(executor))
+    }
+}
 
 fn settings(v: Option<&Json>, known: &[&str], err: &dyn Fn(String) -> InputError) -> Result<Map<String, Json>, InputError> {
     let m = match v {
@@ -55,11 +125,11 @@ fn settings(v: Option<&Json>, known: &[&str], err: &dyn Fn(String) -> InputError
 fn required(
     m: &Map<String, Json>,
     key: &str,
-    ctx: &RoleContext,
+    vars: &StackVars,
     var: &str,
     err: &dyn Fn(String) -> InputError,
 ) -> Result<String, InputError> {
-    match m.get(key).and_then(Json::as_str).map(str::to_string).or_else(|| Some(ctx.str(var)).filter(|s| !s.is_empty())) {
+    match m.get(key).and_then(Json::as_str).map(str::to_string).or_else(|| Some(vars.get(var).to_string()).filter(|s| !s.is_empty())) {
         Some(v) => Ok(v),
         None => Err(err(format!("`{key}` is needed: set it, or use the inventory `provision cloud apply` writes (it sets `{var}`)"))),
     }
@@ -74,6 +144,10 @@ fn int(m: &Map<String, Json>, key: &str, default: i64, err: &dyn Fn(String) -> I
 
 /// `[runners.machine]` for the runner `name`.
 pub fn machine(ctx: &RoleContext, name: &str, v: Option<&Json>, err: &dyn Fn(String) -> InputError) -> Result<Json, InputError> {
+    machine_section(&StackVars::of(ctx), name, v, err)
+}
+
+fn machine_section(ctx: &StackVars, name: &str, v: Option<&Json>, err: &dyn Fn(String) -> InputError) -> Result<Json, InputError> {
     let m = settings(v, MACHINE_KEYS, err)?;
     let region = required(&m, "region", ctx, "cloud_region", err)?;
     let vpc = required(&m, "vpc_id", ctx, "cloud_vpc_id", err)?;
@@ -83,19 +157,40 @@ pub fn machine(ctx: &RoleContext, name: &str, v: Option<&Json>, err: &dyn Fn(Str
     if !crate::cloud::spec::valid_instance_type(&instance_type) {
         return Err(err(format!("instance_type `{instance_type}` does not look like an EC2 instance type")));
     }
+    // The stack's worker group: the driver must use it as it is, never open ports on it.
+    let stack_sg = ctx.worker_security_group.clone();
+    let sg = m
+        .get("security_group")
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| if stack_sg.is_empty() { "docker-machine".to_string() } else { stack_sg.clone() });
+    let mut tags = format!("{},{},{TAG_RUNNER},{name}", TAG_BY.0, TAG_BY.1);
+    let stack = &ctx.stack;
+    if !stack.is_empty() {
+        tags.push_str(&format!(",{TAG_STACK},{stack}"));
+    }
     let mut options = vec![
         format!("amazonec2-region={region}"),
         format!("amazonec2-vpc-id={vpc}"),
         format!("amazonec2-subnet-id={subnet}"),
-        format!("amazonec2-security-group={}", s("security_group", "docker-machine")),
+        format!("amazonec2-security-group={sg}"),
         format!("amazonec2-instance-type={instance_type}"),
-        format!("amazonec2-tags={},{},{TAG_RUNNER},{name}", TAG_BY.0, TAG_BY.1),
+        format!("amazonec2-tags={tags}"),
     ];
+    if !stack_sg.is_empty() && sg == stack_sg {
+        options.push("amazonec2-security-group-readonly=true".into());
+    }
     if m.get("use_private_address").and_then(Json::as_bool).unwrap_or(true) {
         options.push("amazonec2-use-private-address=true".into());
+        options.push("amazonec2-private-address-only=true".into());
     }
-    if let Some(zone) = m.get("zone").and_then(Json::as_str) {
+    let zone = m.get("zone").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| ctx.private_zone.clone());
+    if !zone.is_empty() {
         options.push(format!("amazonec2-zone={zone}"));
+    }
+    let profile = &ctx.worker_instance_profile;
+    if !profile.is_empty() {
+        options.push(format!("amazonec2-iam-instance-profile={profile}"));
     }
     if let Some(ami) = m.get("ami").and_then(Json::as_str) {
         options.push(format!("amazonec2-ami={ami}"));
@@ -123,14 +218,44 @@ pub fn machine(ctx: &RoleContext, name: &str, v: Option<&Json>, err: &dyn Fn(Str
     Ok(t)
 }
 
-/// `[runners.autoscaler]` driving the auto scaling group `asg_name`.
+/// The auto scaling group a runner's `autoscaler` settings name: a fleet of the stack
+/// (`fleet`, looked up in `cloud_fleets`) or a group of your own (`asg_name`).
+fn asg_of(ctx: &StackVars, m: &Map<String, Json>, err: &dyn Fn(String) -> InputError) -> Result<String, InputError> {
+    let get = |k: &str| m.get(k).and_then(Json::as_str).filter(|s| !s.is_empty());
+    match (get("fleet"), get("asg_name")) {
+        (Some(_), Some(_)) => Err(err("give `fleet` (a fleet of the stack) or `asg_name` (a group of your own), not both".into())),
+        (None, Some(asg)) => Ok(asg.to_string()),
+        (Some(fleet), None) => match ctx.fleets.get(fleet).and_then(Json::as_str) {
+            Some(asg) => Ok(asg.to_string()),
+            None => {
+                let known: Vec<String> = ctx.fleets.keys().cloned().collect();
+                Err(err(format!(
+                    "fleet `{fleet}` is not in cloud_fleets (the inventory `provision cloud apply` writes; known: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )))
+            }
+        },
+        (None, None) => Err(err("`fleet` (a fleet in cloud.fleets) or `asg_name` (an auto scaling group) is required".into())),
+    }
+}
+
+/// `[runners.autoscaler]` driving the fleet's (or `asg_name`'s) auto scaling group.
 pub fn autoscaler(ctx: &RoleContext, v: Option<&Json>, err: &dyn Fn(String) -> InputError) -> Result<Json, InputError> {
+    autoscaler_section(&StackVars::of(ctx), v, err)
+}
+
+fn autoscaler_section(ctx: &StackVars, v: Option<&Json>, err: &dyn Fn(String) -> InputError) -> Result<Json, InputError> {
     let m = settings(v, AUTOSCALER_KEYS, err)?;
-    let asg = m
-        .get("asg_name")
-        .and_then(Json::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| err("`asg_name` (the auto scaling group) is required".into()))?;
+    let asg = asg_of(ctx, &m, err)?;
+    // The plugin owns its group's desired capacity: two runners on one group fight over it.
+    let sharing = ctx
+        .runners_with("docker-autoscaler")
+        .filter_map(|r| r.get("autoscaler").and_then(Json::as_object))
+        .filter(|other| asg_of(ctx, other, &|m| InputError::plain(m)).ok().as_deref() == Some(asg.as_str()))
+        .count();
+    if sharing > 1 {
+        return Err(err(format!("{sharing} runners drive auto scaling group {asg}: give each docker-autoscaler runner its own fleet")));
+    }
     let region = required(&m, "region", ctx, "cloud_region", err)?;
     let s = |k: &str, d: &str| m.get(k).and_then(Json::as_str).unwrap_or(d).to_string();
     Ok(json!({
@@ -145,4 +270,175 @@ pub fn autoscaler(ctx: &RoleContext, v: Option<&Json>, err: &dyn Fn(String) -> I
         },
         "policy": [{ "idle_count": int(&m, "idle_count", 1, err)?, "idle_time": s("idle_time", "20m0s") }],
     }))
+}
+
+/// For a runner container: the host directories that outlive it (the fleeting plugins when a
+/// docker-autoscaler runner exists, the machine store when a docker+machine one does), created
+/// before it and mounted into it.
+pub fn keep_state(ctx: &RoleContext, c: &mut Container, steps: &mut Vec<Step>) {
+    let vars = StackVars::of(ctx);
+    let wanted = [(PLUGIN_DIR, "docker-autoscaler"), (MACHINE_DIR, "docker+machine")];
+    for ((host, inside), executor) in wanted {
+        if vars.runners_with(executor).next().is_some() {
+            steps.push(Step::new(Directory::new(host).mode(0o700)));
+            c.volumes.push(format!("{host}:{inside}"));
+        }
+    }
+}
+
+/// After the runner (its container, or `None` for the package): the fleeting plugin, installed
+/// when a docker-autoscaler runner exists and the plugin directory has none.
+pub fn install_plugins(ctx: &RoleContext, container: Option<&str>, steps: &mut Vec<Step>) {
+    if StackVars::of(ctx).runners_with("docker-autoscaler").next().is_some() {
+        steps.push(Step::new(FleetingPlugins { container: container.map(str::to_string) }));
+    }
+}
+
+/// The fleeting plugins `config.toml` names, installed for the runner.
+#[derive(Debug, Clone)]
+pub struct FleetingPlugins {
+    /// The runner container (`None`: the package's runner, on the host as root).
+    pub container: Option<String>,
+}
+
+impl FleetingPlugins {
+    /// Where the installed plugins are on the host.
+    fn dir(&self) -> String {
+        // In a container they live under the mounted host directory: kept across image rolls.
+        let base = if self.container.is_some() { PLUGIN_DIR.0 } else { "/root/.config/fleeting" };
+        format!("{base}/plugins")
+    }
+}
+
+impl Resource for FleetingPlugins {
+    fn id(&self) -> String {
+        match &self.container {
+            Some(c) => format!("fleeting plugins in {c}"),
+            None => "fleeting plugins".into(),
+        }
+    }
+
+    fn probe(&self) -> String {
+        format!("if [ -n \"$(ls -A {} 2>/dev/null)\" ]; then echo installed; else echo missing; fi", quote(&self.dir()))
+    }
+
+    fn plan(&self, state: &str) -> Result<Option<Change>, String> {
+        match state.trim() {
+            "installed" => Ok(None),
+            "missing" => {
+                let cmd = match &self.container {
+                    Some(c) => Cmd::new("docker").args(["exec", c, "gitlab-runner", "fleeting", "install"]),
+                    None => Cmd::new("gitlab-runner").args(["fleeting", "install"]),
+                };
+                Ok(Some(Change::new(vec!["installed".into()], format!("{}\n", cmd.render()))))
+            }
+            other => Err(format!("unexpected state `{other}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack() -> StackVars {
+        let fleets = json!({"fleet": "ci-fleet"}).as_object().cloned().unwrap();
+        StackVars {
+            stack: "ci".into(),
+            region: "eu-west-1".into(),
+            vpc_id: "vpc-1".into(),
+            private_subnet_id: "subnet-2".into(),
+            private_zone: "b".into(),
+            worker_security_group: "ci-workers".into(),
+            worker_instance_profile: "ci-worker".into(),
+            fleets,
+            runners: Vec::new(),
+        }
+    }
+
+    fn err(m: String) -> InputError {
+        InputError::plain(m)
+    }
+
+    #[test]
+    fn machine_options_come_from_the_stack() {
+        let t = machine_section(&stack(), "ci-machine", None, &err).unwrap();
+        let opts: Vec<&str> = t["MachineOptions"].as_array().unwrap().iter().filter_map(Json::as_str).collect();
+        for want in [
+            "amazonec2-region=eu-west-1",
+            "amazonec2-subnet-id=subnet-2",
+            "amazonec2-zone=b",
+            "amazonec2-security-group=ci-workers",
+            "amazonec2-security-group-readonly=true",
+            "amazonec2-private-address-only=true",
+            "amazonec2-iam-instance-profile=ci-worker",
+            "amazonec2-tags=provisioned-by,provision,provision:runner,ci-machine,provision:stack,ci",
+        ] {
+            assert!(opts.contains(&want), "{want} in {opts:?}");
+        }
+        assert!(!opts.iter().any(|o| o.contains("access-key") || o.contains("secret")), "keyless: {opts:?}");
+        // A group of your own is not the stack's: the driver may manage it.
+        let own = machine_section(&stack(), "m", Some(&json!({"security_group": "mine"})), &err).unwrap();
+        assert!(!own["MachineOptions"].to_string().contains("readonly"), "{own}");
+    }
+
+    #[test]
+    fn autoscaler_names_the_fleets_group_once() {
+        let t = autoscaler_section(&stack(), Some(&json!({"fleet": "fleet"})), &err).unwrap();
+        assert_eq!(t["plugin_config"]["name"], "ci-fleet");
+        assert_eq!(t["plugin_config"]["region"], "eu-west-1");
+        let unknown = autoscaler_section(&stack(), Some(&json!({"fleet": "nope"})), &err).unwrap_err();
+        assert!(unknown.to_string().contains("known: fleet"), "{unknown}");
+        let both = autoscaler_section(&stack(), Some(&json!({"fleet": "fleet", "asg_name": "x"})), &err).unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
+        let mut two = stack();
+        let runner =
+            |n: &str| json!({"name": n, "executor": "docker-autoscaler", "autoscaler": {"fleet": "fleet"}}).as_object().cloned().unwrap();
+        two.runners = vec![runner("a"), runner("b")];
+        let e = autoscaler_section(&two, Some(&json!({"fleet": "fleet"})), &err).unwrap_err();
+        assert!(e.to_string().contains("2 runners drive auto scaling group ci-fleet"), "{e}");
+    }
+
+    #[test]
+    fn keyless_cache_and_fleet_render_into_config_toml() {
+        use super::super::config_toml::{RunnerSection, S3Cache, render};
+        let mut extra = Map::new();
+        extra.insert("autoscaler".into(), autoscaler_section(&stack(), Some(&json!({"fleet": "fleet"})), &err).unwrap());
+        let section = RunnerSection {
+            name: "ci-fleet".into(),
+            url: "https://gitlab.example.com".into(),
+            token: String::new(),
+            executor: "docker-autoscaler".into(),
+            limit: None,
+            environment: Vec::new(),
+            docker: None,
+            cache: Some(S3Cache {
+                server_address: "s3.amazonaws.com".into(),
+                bucket_name: "ci-cache".into(),
+                bucket_location: "eu-west-1".into(),
+                shared: true,
+                credentials: None,
+            }),
+            extra,
+        };
+        let text = render(4, 3, &[section]);
+        let doc: toml_edit::DocumentMut = text.parse().unwrap();
+        let r = doc["runners"].as_array_of_tables().unwrap().get(0).unwrap();
+        assert_eq!(r["cache"]["s3"]["AuthenticationType"].as_str(), Some("iam"), "{text}");
+        assert!(!text.contains("AccessKey") && !text.contains("SecretKey"), "{text}");
+        assert_eq!(r["autoscaler"]["plugin_config"]["name"].as_str(), Some("ci-fleet"), "{text}");
+    }
+
+    #[test]
+    fn plugins_install_only_when_missing() {
+        let p = FleetingPlugins { container: Some("gitlab-runner".into()) };
+        assert!(p.plan("installed\n").unwrap().is_none());
+        let c = p.plan("missing\n").unwrap().unwrap();
+        assert!(c.script.contains("exec gitlab-runner gitlab-runner fleeting install"), "{}", c.script);
+        assert!(p.probe().contains("/var/lib/provision/runner/fleeting/plugins"));
+        assert!(p.plan("what").is_err());
+        let host = FleetingPlugins { container: None };
+        assert!(host.probe().contains("/root/.config/fleeting/plugins"));
+        assert!(host.plan("missing").unwrap().unwrap().script.starts_with("gitlab-runner fleeting install"));
+    }
 }

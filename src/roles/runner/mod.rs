@@ -119,7 +119,10 @@ fn container(ctx: &RoleContext, desired: &mut Desired, config_dir: &str) -> Resu
     // SIGQUIT: gitlab-runner stops taking jobs and finishes the running ones before exiting.
     c.stop_signal = Some("SIGQUIT".into());
     c.stop_timeout = ctx.var("runner_stop_timeout").as_u64().unwrap_or(3600) as u32;
+    autoscale::keep_state(ctx, &mut c, &mut desired.steps);
+    let name = c.name.clone();
     desired.steps.push(Step::new(c));
+    autoscale::install_plugins(ctx, Some(&name), &mut desired.steps);
     Ok(())
 }
 
@@ -148,6 +151,7 @@ fn package(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
         pkg.file = Some(ctx.local_path(&file));
     }
     desired.steps.push(Step::new(pkg));
+    autoscale::install_plugins(ctx, None, &mut desired.steps);
     desired.steps.push(Step::new(Service::running("gitlab-runner.service")));
     Ok(())
 }
