@@ -487,7 +487,8 @@ mod docker_tls {
         let (code, doc) = json_run(&["apply"]);
         assert_eq!(code, Some(0), "{doc}");
         let certs = lab_dir().join("certs");
-        let ok = docker_info(&certs.join("ca.pem"), Some((&certs.join("client/lab-master-1.pem"), &certs.join("client/lab-master-1-key.pem"))));
+        let ok =
+            docker_info(&certs.join("ca.pem"), Some((&certs.join("client/lab-master-1.pem"), &certs.join("client/lab-master-1-key.pem"))));
         assert!(ok.status.success(), "with the client cert: {}", text(&ok.stderr));
         assert_eq!(text(&ok.stdout), "linux\n");
 

@@ -92,7 +92,14 @@ pub(super) fn ensure_ca(dir: &mut CertsDir, policy: Policy, dry_run: bool) -> Re
 }
 
 /// Issues a leaf when `why` says so (in memory only in a dry run); keeps it otherwise.
-pub(super) fn leaf(dir: &mut CertsDir, ca: &Ca, leaf: Leaf<'_>, policy: Policy, why: Option<String>, dry_run: bool) -> Result<Outcome, CertError> {
+pub(super) fn leaf(
+    dir: &mut CertsDir,
+    ca: &Ca,
+    leaf: Leaf<'_>,
+    policy: Policy,
+    why: Option<String>,
+    dry_run: bool,
+) -> Result<Outcome, CertError> {
     let Some(why) = why else { return Ok(Outcome::Kept) };
     let (cert_path, key_path, mut params) = match leaf {
         Leaf::Server(s) => {

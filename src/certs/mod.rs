@@ -195,7 +195,10 @@ impl CertsDir {
         }
         let mode = meta.permissions().mode() & 0o777;
         (mode & 0o077 != 0).then(|| {
-            format!("{} is readable by others (mode {mode:04o}): anyone who reads it can reach every docker daemon; chmod 600 it", key.display())
+            format!(
+                "{} is readable by others (mode {mode:04o}): anyone who reads it can reach every docker daemon; chmod 600 it",
+                key.display()
+            )
         })
     }
 }

@@ -22,9 +22,7 @@ pub fn completions(shell: Shell) -> Result<i32> {
 /// Prints the man page (roff) on stdout.
 pub fn man() -> Result<i32> {
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut out)
-        .map_err(|e| Error::Other(format!("cannot render the man page: {e}")))?;
+    clap_mangen::Man::new(Cli::command()).render(&mut out).map_err(|e| Error::Other(format!("cannot render the man page: {e}")))?;
     write_stdout(&out)
 }
 

@@ -62,17 +62,14 @@ pub fn client(settings: &Settings) -> Result<reqwest::Client, GitlabError> {
         }
         builder = builder.tls_certs_merge(certs);
     }
-    builder.build().map_err(|e| GitlabError::CaFile {
-        path: settings.ca_file.clone().unwrap_or_default(),
-        reason: crate::error::chain(&e),
-    })
+    builder.build().map_err(|e| GitlabError::CaFile { path: settings.ca_file.clone().unwrap_or_default(), reason: crate::error::chain(&e) })
 }
 
 /// A redirect that was not followed, when `resp` is one: its target, for the error.
 pub fn unfollowed_redirect(resp: &reqwest::Response) -> Option<String> {
-    resp.status().is_redirection().then(|| {
-        resp.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or("(no Location)").to_string()
-    })
+    resp.status()
+        .is_redirection()
+        .then(|| resp.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or("(no Location)").to_string())
 }
 
 /// reqwest is built without a default TLS crypto provider: use ring (already used for

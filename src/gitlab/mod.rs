@@ -284,12 +284,13 @@ impl Client {
     pub async fn check_access_token(&self, access_token: &str) -> Result<(), GitlabError> {
         let what = "GET /api/v4/personal_access_tokens/self";
         let refused = |reason: String| GitlabError::AccessToken { url: self.base.clone(), reason };
-        let info: TokenInfo = match self.call(reqwest::Method::GET, "/api/v4/personal_access_tokens/self", Some(access_token), Json::Null).await? {
-            (200, text) => serde_json::from_str(&text).map_err(|e| GitlabError::Decode { what: what.into(), reason: e.to_string() })?,
-            (401, _) => return Err(refused("is not accepted (unknown, expired or revoked)".into())),
-            (404, _) => return Ok(()),
-            (status, text) => return Err(Self::status_error(what, status, &text)),
-        };
+        let info: TokenInfo =
+            match self.call(reqwest::Method::GET, "/api/v4/personal_access_tokens/self", Some(access_token), Json::Null).await? {
+                (200, text) => serde_json::from_str(&text).map_err(|e| GitlabError::Decode { what: what.into(), reason: e.to_string() })?,
+                (401, _) => return Err(refused("is not accepted (unknown, expired or revoked)".into())),
+                (404, _) => return Ok(()),
+                (status, text) => return Err(Self::status_error(what, status, &text)),
+            };
         if info.revoked || !info.active {
             let when = info.expires_at.map(|d| format!(" (expires_at {d})")).unwrap_or_default();
             return Err(refused(format!("is revoked or expired{when}")));

@@ -26,6 +26,8 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     desired.steps.push(Step::new(Directory::new(&dir).mode(0o700)));
     desired.steps.push(Step::new(File::new(&format!("{dir}/ca.pem"), ctx.read_cert(certs.ca_cert())?)));
     desired.steps.push(Step::new(File::new(&format!("{dir}/cert.pem"), ctx.read_cert(certs.client_cert(&ctx.host.vars.host))?)));
-    desired.steps.push(Step::new(File::new(&format!("{dir}/key.pem"), ctx.read_cert(certs.client_key(&ctx.host.vars.host))?).mode(0o600).secret()));
+    desired
+        .steps
+        .push(Step::new(File::new(&format!("{dir}/key.pem"), ctx.read_cert(certs.client_key(&ctx.host.vars.host))?).mode(0o600).secret()));
     Ok(())
 }

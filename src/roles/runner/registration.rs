@@ -240,3 +240,48 @@ pub fn gitlab_vars(ctx: &crate::roles::RoleContext) -> GitlabVars {
         gitlab_url: ctx.str("gitlab_url"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST_FILE: &str = r#"concurrent = 1
+[[runners]]
+name = "old"
+url = "https://gitlab.example.com/"
+token = "glrt-old"
+[[runners]]
+name = "planted"
+url = "https://attacker.example"
+token = "glrt-planted"
+"#;
+
+    fn config() -> RunnerConfig {
+        let gitlab =
+            GitlabVars { host: "ci-master".into(), settings: Settings::default(), gitlab_url: "https://gitlab.example.com".into() };
+        RunnerConfig::new("/etc/gitlab-runner/config.toml".into(), 1, 3, Vec::new(), gitlab)
+    }
+
+    #[test]
+    fn runners_are_deleted_only_at_gitlab_urls_in_the_vars() {
+        let existing = config_toml::tokens(HOST_FILE);
+        let mut notes = Vec::new();
+        let removed = config().removals(&existing, &mut notes);
+        assert_eq!(removed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["old"], "the host's file does not pick the URL");
+        assert!(notes.iter().any(|n| n.contains("planted") && n.contains("not deleted there")), "{notes:?}");
+    }
+
+    #[test]
+    fn deleting_without_a_terminal_or_yes_is_refused_before_anything_changes() {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let e = rt.block_on(config().resolve_now(Some(HOST_FILE.as_bytes()), false)).err().expect("refused");
+        assert!(e.contains("`old`") && e.contains("pass --yes") && e.contains("config.toml was left as it is"), "{e}");
+        assert!(!e.contains("planted"), "{e}");
+        // plan only says what apply would do.
+        let plan = rt.block_on(config().resolve_now(Some(HOST_FILE.as_bytes()), true)).ok().expect("plan");
+        assert!(plan.notes.iter().any(|n| n.contains("`old` would be deleted from GitLab (apply asks first")), "{:?}", plan.notes);
+    }
+}
