@@ -277,11 +277,11 @@ token = "glrt-planted"
             return;
         }
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let e = rt.block_on(config().resolve_now(Some(HOST_FILE.as_bytes()), false)).err().expect("refused");
+        let Err(e) = rt.block_on(config().resolve_now(Some(HOST_FILE.as_bytes()), false)) else { panic!("not refused") };
         assert!(e.contains("`old`") && e.contains("pass --yes") && e.contains("config.toml was left as it is"), "{e}");
         assert!(!e.contains("planted"), "{e}");
         // plan only says what apply would do.
-        let plan = rt.block_on(config().resolve_now(Some(HOST_FILE.as_bytes()), true)).ok().expect("plan");
+        let Ok(plan) = rt.block_on(config().resolve_now(Some(HOST_FILE.as_bytes()), true)) else { panic!("plan failed") };
         assert!(plan.notes.iter().any(|n| n.contains("`old` would be deleted from GitLab (apply asks first")), "{:?}", plan.notes);
     }
 }
