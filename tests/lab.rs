@@ -1183,7 +1183,8 @@ mod faults {
         let filter = "until=1h $(touch /tmp/pwned1); touch /tmp/pwned2 `touch /tmp/pwned3`";
         let runners = r#"{"runners": [{"name": "x$(touch /tmp/pwned4); touch /tmp/pwned5", "tags": ["'; touch /tmp/pwned6; '"]}]}"#;
         let filter_var = serde_json::json!({ "cleanup_prune_filter": filter }).to_string();
-        let (code, doc) = json_run(&["-e", &filter_var, "-e", runners, "apply"]);
+        // The default runner goes away: deleting it from GitLab needs --yes without a terminal.
+        let (code, doc) = json_run(&["-e", &filter_var, "-e", runners, "apply", "--yes"]);
         assert_eq!(code, Some(0), "{doc}");
         let unit = on_host("lab-slave-1", "cat /etc/systemd/system/docker-cleanup.service");
         assert!(unit.contains(filter), "the value is written literally: {unit}");
