@@ -295,8 +295,9 @@ fn check_mode_checks_the_token_scope_and_creates_nothing() {
 }
 
 /// A one-connection-at-a-time HTTPS endpoint on loopback with a certificate from a private CA;
-/// answers `200 {}` to anything. Returns its URL and the CA's PEM.
-fn tls_gitlab() -> (String, String) {
+/// answers `200 {}` to anything, or with `downgrade` a `307` to the same path over plain http
+/// (a listener there counts what reaches it). Returns its URL, the CA's PEM and that count.
+fn tls_gitlab(downgrade: bool) -> (String, String, Arc<Mutex<usize>>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -315,11 +316,23 @@ fn tls_gitlab() -> (String, String) {
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());
+    let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_url = format!("http://{}", plain.local_addr().unwrap());
+    let reached = Arc::new(Mutex::new(0));
+    let counter = reached.clone();
+    std::thread::spawn(move || {
+        for _ in plain.incoming().flatten() {
+            *counter.lock().unwrap() += 1;
+        }
+    });
     std::thread::spawn(move || {
         for tcp in listener.incoming().flatten() {
             let Ok(conn) = rustls::ServerConnection::new(config.clone()) else { continue };
             let mut tls = rustls::StreamOwned::new(conn, tcp);
             let mut reader = BufReader::new(&mut tls);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
             let mut len = 0usize;
             loop {
                 let mut h = String::new();
@@ -334,17 +347,22 @@ fn tls_gitlab() -> (String, String) {
             }
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
-            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+            let reply = if downgrade {
+                format!("HTTP/1.1 307 X\r\nLocation: {plain_url}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string()
+            };
+            let _ = tls.write_all(reply.as_bytes());
             tls.conn.send_close_notify();
             let _ = tls.flush();
         }
     });
-    (url, ca_pem)
+    (url, ca_pem, reached)
 }
 
 #[test]
 fn a_private_gitlab_ca_is_trusted_through_gitlab_ca_file() {
-    let (url, ca_pem) = tls_gitlab();
+    let (url, ca_pem, _) = tls_gitlab(false);
     // The system store does not know the private CA: refused.
     let e = rt().block_on(Client::new(&url, &Settings::default()).unwrap().verify("glrt-x")).unwrap_err();
     assert!(matches!(e, GitlabError::Network { .. }), "{e}");
@@ -357,4 +375,21 @@ fn a_private_gitlab_ca_is_trusted_through_gitlab_ca_file() {
     std::fs::write(&junk, "not a certificate").unwrap();
     let e = Client::new(&url, &Settings { allow_http: false, ca_file: Some(junk) }).unwrap_err();
     assert!(matches!(e, GitlabError::CaFile { .. }), "{e}");
+}
+
+#[test]
+fn an_https_to_http_downgrade_is_never_followed() {
+    let (url, ca_pem, reached) = tls_gitlab(true);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("gitlab-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    // Even with http allowed for the GitLab URL, an https GitLab never sends credentials to http.
+    for allow_http in [false, true] {
+        let c = Client::new(&url, &Settings { allow_http, ca_file: Some(ca_file.clone()) }).unwrap();
+        let e = rt().block_on(ensure_runner(&c, None, &Registration::AccessToken(PAT.into()), &spec())).unwrap_err();
+        assert!(matches!(e, GitlabError::Redirect { .. }), "{e}");
+        assert!(e.to_string().contains("http://127.0.0.1"), "{e}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(*reached.lock().unwrap(), 0, "nothing reached the plain-http listener");
 }
