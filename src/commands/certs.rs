@@ -144,6 +144,18 @@ fn status(project: &Project, hosts: &[HostSpec]) -> Result<i32> {
         };
         text.push_str(&format!("{a:<w0$}  {b:<w1$}  {c:<w2$}  {state}\n", w0 = w[0], w1 = w[1], w2 = w[2]));
     }
+    if inspect(&dir.ca_cert()).is_ok_and(|ca| ca.is_ca && ca.path_len != Some(0)) {
+        text.push_str(&format!(
+            "{} the CA has no pathlen:0 (made by an older provision): a leaf key could act as a CA; a new CA (see the README) has it\n",
+            paint(Style::Yellow, "note:")
+        ));
+    }
+    if dir.root.join("client/cert.pem").exists() {
+        text.push_str(&format!(
+            "{} client/cert.pem and client/key.pem are from before per-master client certificates and no longer used: delete them\n",
+            paint(Style::Yellow, "note:")
+        ));
+    }
     // A CA key others can read lets them reach every daemon: it needs attention like a bad cert.
     if let Some(warning) = dir.ca_key_warning() {
         text.push_str(&format!("{} {warning}\n", paint(Style::Red, "warning:")));
