@@ -6,6 +6,7 @@ Implements the documented endpoints provision calls, with runners kept in memory
   POST   /api/v4/runners          legacy registration with a registration token
   POST   /api/v4/runners/verify   200 if the token is a live runner's, else 403
   DELETE /api/v4/runners          delete the runner the token belongs to
+  GET    /api/v4/personal_access_tokens/self   the PRIVATE-TOKEN's scopes (what `plan` checks)
 and, for tests only: GET /lab/state (runners and calls), POST /lab/revoke (revoke every token),
 POST /lab/reset (forget everything).
 """
@@ -65,6 +66,13 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["runners"].clear()
                 STATE["calls"].clear()
                 return self.reply(200, {})
+            if (method, self.path) == ("GET", "/api/v4/personal_access_tokens/self"):
+                pat = self.headers.get("PRIVATE-TOKEN")
+                if pat == ARGS.pat:
+                    return self.reply(200, {"name": "lab", "scopes": ["create_runner"], "active": True, "revoked": False})
+                if pat == ARGS.read_only_pat:
+                    return self.reply(200, {"name": "lab-ro", "scopes": ["read_api"], "active": True, "revoked": False})
+                return self.reply(401, {"message": "401 Unauthorized"})
             if (method, self.path) == ("POST", "/api/v4/user/runners"):
                 if self.headers.get("PRIVATE-TOKEN") != ARGS.pat:
                     return self.reply(403, {"message": "403 Forbidden - insufficient_scope"})
@@ -97,6 +105,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=5998)
     p.add_argument("--pat", default="glpat-lab-create-runner")
+    p.add_argument("--read-only-pat", default="glpat-lab-read-only")
     p.add_argument("--registration-token", default="GR1348941lab-registration")
     ARGS = p.parse_args()
     ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler).serve_forever()

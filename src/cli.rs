@@ -67,6 +67,25 @@ pub enum Command {
     /// Provision the AWS network, instances and S3 cache
     #[command(subcommand)]
     Cloud(CloudCommand),
+    /// Print a shell completion script: `provision completions bash > /etc/bash_completion.d/provision`
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff): `provision man > /usr/local/share/man/man1/provision.1`
+    Man,
+}
+
+/// Shells `completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// bash
+    Bash,
+    /// zsh
+    Zsh,
+    /// fish
+    Fish,
 }
 
 /// Flags of `apply` and `plan`.
@@ -84,6 +103,10 @@ pub struct ApplyArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Do not ask before destructive actions (deleting runners removed from the vars from
+    /// GitLab); without a terminal they are refused unless this is given
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Flags of `inventory`.
@@ -104,8 +127,13 @@ pub enum CertsCommand {
     Generate,
     /// List certificates, their SANs and expiry, and whether they match the inventory
     Status,
-    /// Re-issue the server and client certificates (the CA is kept)
-    Rotate,
+    /// Re-issue the server and client certificates of the hosts in --limit (all without it; the
+    /// CA is kept), after a confirmation
+    Rotate {
+        /// Do not ask for confirmation (required without a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `debug` subcommands. TARGET is a host, group or pattern, as for --limit.

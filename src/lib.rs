@@ -8,6 +8,7 @@ pub mod certs;
 pub mod cli;
 pub mod cloud;
 pub mod commands;
+pub mod confirm;
 pub mod engine;
 pub mod error;
 pub mod gitlab;

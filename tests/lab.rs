@@ -549,7 +549,8 @@ mod docker_tls {
         let (code, doc) = json_run(&["apply"]);
         assert_eq!(code, Some(0), "{doc}");
         let certs = lab_dir().join("certs");
-        let ok = docker_info(&certs.join("ca.pem"), Some((&certs.join("client/cert.pem"), &certs.join("client/key.pem"))));
+        let ok =
+            docker_info(&certs.join("ca.pem"), Some((&certs.join("client/lab-master-1.pem"), &certs.join("client/lab-master-1-key.pem"))));
         assert!(ok.status.success(), "with the client cert: {}", text(&ok.stderr));
         assert_eq!(text(&ok.stdout), "linux\n");
 
@@ -558,9 +559,9 @@ mod docker_tls {
         assert!(text(&none.stderr).contains("tls: bad certificate"), "{}", text(&none.stderr));
 
         let other = tempfile::tempdir().unwrap();
-        let other_dir = provision::certs::CertsDir::new(other.path());
-        other_dir.ensure(&[], provision::certs::Policy::default(), false).unwrap();
-        let foreign = docker_info(&certs.join("ca.pem"), Some((&other_dir.client_cert(), &other_dir.client_key())));
+        let mut other_dir = provision::certs::CertsDir::new(other.path());
+        other_dir.ensure(&[], &["m".into()], &provision::certs::Options::default()).unwrap();
+        let foreign = docker_info(&certs.join("ca.pem"), Some((&other_dir.client_cert("m"), &other_dir.client_key("m"))));
         assert!(!foreign.status.success(), "a client cert from another CA must be refused");
         assert!(text(&foreign.stderr).contains("tls: bad certificate"), "{}", text(&foreign.stderr));
 
@@ -725,9 +726,9 @@ mod ci_daemon {
             .arg("--tlscacert")
             .arg(certs.join("ca.pem"))
             .arg("--tlscert")
-            .arg(certs.join("client/cert.pem"))
+            .arg(certs.join("client/lab-master-1.pem"))
             .arg("--tlskey")
-            .arg(certs.join("client/key.pem"))
+            .arg(certs.join("client/lab-master-1-key.pem"))
             .args(["-H", &format!("tcp://127.0.0.1:{port}"), "info", "--format", "{{.DockerRootDir}}"])
             .output()
             .unwrap();
@@ -1069,7 +1070,13 @@ mod runner {
         let sections = doc["runners"].as_array_of_tables().unwrap();
         assert_eq!(sections.len(), 2);
         assert_eq!(sections.get(1).unwrap()["output_limit"].as_integer(), Some(8192), "extra keys land in the section");
+        // Deleting from GitLab asks first: without a terminal, only with --yes.
         let (code, doc) = json_run(&["apply", "--limit", "master"]);
+        assert_eq!(code, Some(1), "{doc}");
+        assert!(doc.to_string().contains("pass --yes"), "{doc}");
+        assert_eq!(calls("DELETE /api/v4/runners"), 0, "{doc}");
+        assert_eq!(config_toml()["runners"].as_array_of_tables().unwrap().len(), 2, "config.toml left as it is");
+        let (code, doc) = json_run(&["apply", "--yes", "--limit", "master"]);
         assert_eq!(code, Some(0), "{doc}");
         assert_eq!(calls("DELETE /api/v4/runners"), 1, "{doc}");
         let changes = doc["hosts"]["lab-master-1"]["resources"].to_string();
@@ -1238,7 +1245,8 @@ mod faults {
         let filter = "until=1h $(touch /tmp/pwned1); touch /tmp/pwned2 `touch /tmp/pwned3`";
         let runners = r#"{"runners": [{"name": "x$(touch /tmp/pwned4); touch /tmp/pwned5", "tags": ["'; touch /tmp/pwned6; '"]}]}"#;
         let filter_var = serde_json::json!({ "cleanup_prune_filter": filter }).to_string();
-        let (code, doc) = json_run(&["-e", &filter_var, "-e", runners, "apply"]);
+        // The default runner goes away: deleting it from GitLab needs --yes without a terminal.
+        let (code, doc) = json_run(&["-e", &filter_var, "-e", runners, "apply", "--yes"]);
         assert_eq!(code, Some(0), "{doc}");
         let unit = on_host("lab-slave-1", "cat /etc/systemd/system/docker-cleanup.service");
         assert!(unit.contains(filter), "the value is written literally: {unit}");
@@ -1249,7 +1257,7 @@ mod faults {
         for h in ["lab-slave-1", "lab-master-1"] {
             assert_eq!(on_host(h, "ls /tmp | grep -c pwned || true"), "0\n", "nothing ran on {h}");
         }
-        assert_eq!(json_run(&["apply"]).0, Some(0));
+        assert_eq!(json_run(&["apply", "--yes"]).0, Some(0));
     }
 
     #[test]
@@ -1258,7 +1266,7 @@ mod faults {
         let lab = lab_inventory().parent().unwrap();
         let password = "Upstr3am-Passw0rd-grep";
         let pat = "glpat-lab-create-runner";
-        let key_lines: Vec<String> = ["certs/client/key.pem", "certs/ca-key.pem", "certs/server/lab-slave-1-key.pem"]
+        let key_lines: Vec<String> = ["certs/client/lab-master-1-key.pem", "certs/ca-key.pem", "certs/server/lab-slave-1-key.pem"]
             .iter()
             .map(|p| std::fs::read_to_string(lab.join(p)).unwrap().lines().nth(1).unwrap().to_string())
             .collect();

@@ -21,6 +21,8 @@ pub struct CertInfo {
     pub not_after: i64,
     /// Whether it is a CA.
     pub is_ca: bool,
+    /// A CA's path length constraint (`Some(0)`: it signs leaves only).
+    pub path_len: Option<u32>,
     /// DER bytes.
     der: Vec<u8>,
 }
@@ -56,6 +58,7 @@ pub fn inspect(path: &Path) -> Result<CertInfo, CertError> {
         sans,
         not_after: cert.validity().not_after.timestamp(),
         is_ca: cert.is_ca(),
+        path_len: cert.basic_constraints().ok().flatten().and_then(|bc| bc.value.path_len_constraint),
         der: der.clone(),
     })
 }

@@ -1,15 +1,21 @@
 //! Certificates for the Docker TLS daemons: a CA that never leaves this machine, a server
-//! certificate per TLS host, and a client certificate for the runner.
+//! certificate per TLS host, and a client certificate per master (a master's key is worth one
+//! master: it can be rotated alone, and the daemons' logs name which master connected).
 //!
 //! Layout of the certs directory (default `certs/` beside the inventory):
-//! `ca.pem`, `ca-key.pem`, `server/<host>.pem`, `server/<host>-key.pem`, `client/cert.pem`,
-//! `client/key.pem`. Keys are 0600 and every file is written atomically. Whether a certificate
-//! must be re-issued is decided by reading it (SANs, expiry, issuer, key), never by comparing
-//! bytes: ECDSA signatures differ on every run.
+//! `ca.pem`, `ca-key.pem`, `server/<host>.pem`, `server/<host>-key.pem`, `client/<host>.pem`,
+//! `client/<host>-key.pem`. Keys are 0600, directories 0700, and every file is written through
+//! a fresh `create_new` temp file renamed into place. Whether a certificate must be re-issued is
+//! decided by reading it (SANs, expiry, issuer, key), never by comparing bytes: ECDSA signatures
+//! differ on every run.
+//!
+//! Check mode (`plan`, `apply --check`) writes nothing: what would be created or re-issued is
+//! kept in memory ([`CertsDir::read`] serves it), so the plan shows the files hosts would get.
 
 mod inspect;
 mod issue;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use inspect::{CertInfo, inspect};
@@ -38,6 +44,17 @@ pub struct ServerSpec {
     pub host: String,
     /// Names and addresses the certificate must cover.
     pub sans: Vec<String>,
+}
+
+/// What to do: which leaves to re-issue regardless, and whether to write.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Validity and renewal.
+    pub policy: Policy,
+    /// Re-issue the server and client certificates of these hosts (`certs rotate`).
+    pub rotate: Vec<String>,
+    /// Change nothing on disk; keep new files in memory.
+    pub dry_run: bool,
 }
 
 /// Certificate errors.
@@ -75,17 +92,19 @@ pub enum Outcome {
     Reissued(String),
 }
 
-/// The certs directory.
+/// The certs directory, and in check mode the files a real run would write.
 #[derive(Debug, Clone)]
 pub struct CertsDir {
     /// Its path.
     pub root: PathBuf,
+    /// Files a dry run would have written, by path.
+    staged: BTreeMap<PathBuf, Vec<u8>>,
 }
 
 impl CertsDir {
     /// The directory at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        CertsDir { root: root.into() }
+        CertsDir { root: root.into(), staged: BTreeMap::new() }
     }
 
     /// CA certificate path.
@@ -104,36 +123,56 @@ impl CertsDir {
     pub fn server_key(&self, host: &str) -> PathBuf {
         self.root.join("server").join(format!("{host}-key.pem"))
     }
-    /// Client certificate.
-    pub fn client_cert(&self) -> PathBuf {
-        self.root.join("client").join("cert.pem")
+    /// Client certificate of the master `host`.
+    pub fn client_cert(&self, host: &str) -> PathBuf {
+        self.root.join("client").join(format!("{host}.pem"))
     }
-    /// Client key.
-    pub fn client_key(&self) -> PathBuf {
-        self.root.join("client").join("key.pem")
+    /// Client key of the master `host`.
+    pub fn client_key(&self, host: &str) -> PathBuf {
+        self.root.join("client").join(format!("{host}-key.pem"))
     }
 
-    /// Makes sure the CA, a server certificate for each spec and the client certificate exist
-    /// and are valid; `rotate` re-issues every leaf (never the CA). Returns what happened, by
-    /// certificate name.
-    pub fn ensure(&self, servers: &[ServerSpec], policy: Policy, rotate: bool) -> Result<Vec<(String, Outcome)>, CertError> {
-        let mut out = Vec::new();
-        let ca = issue::ensure_ca(self, policy)?;
-        out.push(("ca".to_string(), ca.outcome.clone()));
-        for s in servers {
-            let why = if rotate {
-                Some("rotation requested".to_string())
-            } else {
-                self.leaf_problem(&self.server_cert(&s.host), &self.server_key(&s.host), &s.sans, &ca, policy)?
-            };
-            out.push((format!("server {}", s.host), issue::leaf(self, &ca, issue::Leaf::Server(s), policy, why)?));
+    /// A certificate or key: what a dry run would have written, else the file.
+    pub fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        match self.staged.get(path) {
+            Some(data) => Ok(data.clone()),
+            None => std::fs::read(path),
         }
-        let why = if rotate {
-            Some("rotation requested".to_string())
+    }
+
+    /// Writes a file (atomically), or stages it in a dry run.
+    fn store(&mut self, path: &Path, data: &[u8], mode: u32, dry_run: bool) -> Result<(), CertError> {
+        if dry_run {
+            self.staged.insert(path.to_path_buf(), data.to_vec());
+            Ok(())
         } else {
-            self.leaf_problem(&self.client_cert(), &self.client_key(), &[], &ca, policy)?
-        };
-        out.push(("client".to_string(), issue::leaf(self, &ca, issue::Leaf::Client, policy, why)?));
+            write_atomic(path, data, mode)
+        }
+    }
+
+    /// Makes sure the CA, a server certificate for each spec and a client certificate for each
+    /// master in `clients` exist and are valid; re-issues the leaves of `opts.rotate` (never the
+    /// CA). Returns what happened (or would, in a dry run), by certificate name.
+    pub fn ensure(&mut self, servers: &[ServerSpec], clients: &[String], opts: &Options) -> Result<Vec<(String, Outcome)>, CertError> {
+        let policy = opts.policy;
+        let mut out = Vec::new();
+        let ca = issue::ensure_ca(self, policy, opts.dry_run)?;
+        out.push(("ca".to_string(), ca.outcome.clone()));
+        let rotated = |host: &str| opts.rotate.iter().any(|h| h == host).then(|| "rotation requested".to_string());
+        for s in servers {
+            let why = match rotated(&s.host) {
+                Some(why) => Some(why),
+                None => self.leaf_problem(&self.server_cert(&s.host), &self.server_key(&s.host), &s.sans, &ca, policy)?,
+            };
+            out.push((format!("server {}", s.host), issue::leaf(self, &ca, issue::Leaf::Server(s), policy, why, opts.dry_run)?));
+        }
+        for host in clients {
+            let why = match rotated(host) {
+                Some(why) => Some(why),
+                None => self.leaf_problem(&self.client_cert(host), &self.client_key(host), &[], &ca, policy)?,
+            };
+            out.push((format!("client {host}"), issue::leaf(self, &ca, issue::Leaf::Client(host), policy, why, opts.dry_run)?));
+        }
         Ok(out)
     }
 
@@ -144,6 +183,23 @@ impl CertsDir {
         }
         let info = inspect(cert)?;
         Ok(info.problem(sans, &ca.cert_pem, key, policy.renew_before_days))
+    }
+
+    /// A warning when the CA key can be read by anyone but its owner, or is not a plain file.
+    pub fn ca_key_warning(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let key = self.ca_key();
+        let meta = std::fs::symlink_metadata(&key).ok()?;
+        if !meta.file_type().is_file() {
+            return Some(format!("{} is not a regular file (a symlink?): keep the CA key a private file", key.display()));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} is readable by others (mode {mode:04o}): anyone who reads it can reach every docker daemon; chmod 600 it",
+                key.display()
+            )
+        })
     }
 }
 
@@ -158,15 +214,32 @@ pub fn server_sans(host: &str, address: &str, private_address: &str) -> Vec<Stri
     sans
 }
 
-/// Writes `data` atomically (temp file + rename) with `mode`.
+/// Writes `data` atomically with `mode`: into a new temp file in the same directory, created
+/// exclusively (`O_EXCL`: a planted file or symlink is never written through) with its final
+/// mode before a byte is written, then renamed over `path`. New directories are 0700.
 pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), CertError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let io = |source| CertError::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("cert"), std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io)?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cert");
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(e)),
+        }
+    };
+    let written = file
+        .write_all(data)
+        .and_then(|_| file.sync_all())
+        .and_then(|_| std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode)))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    Ok(())
 }

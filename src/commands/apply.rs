@@ -12,11 +12,13 @@ pub fn run(g: &Global, args: &ApplyArgs, plan: bool) -> Result<i32> {
     let project = Project::load(g.inventory.as_deref(), &g.extra_vars)?;
     let all_hosts = project.hosts(None)?;
     let hosts = project.hosts(g.limit.as_deref())?;
-    // Certificates live on this machine; creating a missing one is not a change to any host,
-    // so check mode does it too (the plan can then show the files that would be installed).
-    let (certs, outcomes) = super::certs::ensure(&project, &all_hosts, false)?;
+    let check = args.check || plan;
+    crate::confirm::assume_yes(args.yes);
+    // Check mode changes nothing here either: certificates that would be created or re-issued
+    // are made in memory only, so the plan shows the files hosts would get.
+    let (certs, outcomes) = super::certs::ensure(&project, &all_hosts, Vec::new(), check)?;
     if args.format == Format::Human {
-        super::certs::print_outcomes(&outcomes, false);
+        super::certs::print_outcomes(&outcomes, false, check);
     }
     // Every host's desired state is built before any host is touched: bad vars anywhere stop
     // the run with nothing applied.
@@ -31,7 +33,7 @@ pub fn run(g: &Global, args: &ApplyArgs, plan: bool) -> Result<i32> {
     if !errors.is_empty() {
         return Err(from_many(errors));
     }
-    let opts = Options { check: args.check || plan, diff: args.diff || plan, forks: args.forks };
+    let opts = Options { check, diff: args.diff || plan, forks: args.forks };
     let rt = super::runtime()?;
     let reports = rt.block_on(run_all(jobs, opts));
     match args.format {

@@ -1,6 +1,6 @@
 //! `provision certs generate|status|rotate`, and the certificate step of `apply`.
 
-use crate::certs::{CertsDir, Outcome, Policy, ServerSpec, inspect, server_sans};
+use crate::certs::{CertsDir, Options, Outcome, Policy, ServerSpec, inspect, server_sans};
 use crate::cli::{CertsCommand, Global};
 use crate::error::{Error, InputError, Result};
 use crate::output::{self, Style, paint};
@@ -12,18 +12,31 @@ pub fn run(g: &Global, cmd: &CertsCommand) -> Result<i32> {
     let project = Project::load(g.inventory.as_deref(), &g.extra_vars)?;
     let hosts = project.hosts(None)?;
     match cmd {
-        CertsCommand::Generate | CertsCommand::Rotate => {
-            let (_, outcomes) = ensure(&project, &hosts, matches!(cmd, CertsCommand::Rotate))?;
-            print_outcomes(&outcomes, true);
+        CertsCommand::Generate => {
+            let (_, outcomes) = ensure(&project, &hosts, Vec::new(), false)?;
+            print_outcomes(&outcomes, true, false);
+            Ok(0)
+        }
+        CertsCommand::Rotate { yes } => {
+            // Per host: `-l master-2` rotates that master's client certificate alone.
+            let rotate: Vec<String> = project.hosts(g.limit.as_deref())?.iter().map(|h| h.vars.host.clone()).collect();
+            crate::confirm::assume_yes(*yes);
+            let question = format!(
+                "re-issue the server and client certificates of {}? Hosts keep the old ones until the next apply",
+                rotate.join(", ")
+            );
+            crate::confirm::confirm(&question).map_err(|why| Error::Other(format!("certs rotate: {why}; nothing was re-issued")))?;
+            let (_, outcomes) = ensure(&project, &hosts, rotate, false)?;
+            print_outcomes(&outcomes, true, false);
             Ok(0)
         }
         CertsCommand::Status => status(&project, &hosts),
     }
 }
 
-/// The certs directory and policy from the vars (`certs_dir`, `cert_*_days`), and the server
-/// certificates the inventory needs.
-pub fn settings(project: &Project, hosts: &[HostSpec]) -> Result<(CertsDir, Policy, Vec<ServerSpec>)> {
+/// The certs directory and policy from the vars (`certs_dir`, `cert_*_days`), the server
+/// certificates and the masters' client certificates the inventory needs.
+pub fn settings(project: &Project, hosts: &[HostSpec]) -> Result<(CertsDir, Policy, Vec<ServerSpec>, Vec<String>)> {
     let first = hosts.first().ok_or_else(|| InputError::plain("the inventory has no hosts"))?;
     let int = |name: &str, default: u32| first.vars.get(name).and_then(|r| r.value.as_u64()).map_or(default, |v| v as u32);
     let dir_var = first.vars.str("certs_dir").unwrap_or("certs");
@@ -36,31 +49,41 @@ pub fn settings(project: &Project, hosts: &[HostSpec]) -> Result<(CertsDir, Poli
         renew_before_days: int("cert_renew_before_days", d.renew_before_days),
     };
     let mut servers = Vec::new();
+    let mut clients = Vec::new();
     for h in hosts {
         if roles::needs_server_cert(h)? {
             let c = &h.connection;
             servers.push(ServerSpec { host: h.vars.host.clone(), sans: server_sans(&h.vars.host, &c.address, &c.private_address) });
         }
+        if roles::has_role(h, roles::docker_client::ROLE.name) {
+            clients.push(h.vars.host.clone());
+        }
     }
-    Ok((CertsDir::new(dir), policy, servers))
+    Ok((CertsDir::new(dir), policy, servers, clients))
 }
 
-/// Ensures every certificate the inventory needs exists and is valid.
-pub fn ensure(project: &Project, all_hosts: &[HostSpec], rotate: bool) -> Result<(CertsDir, Vec<(String, Outcome)>)> {
-    let (dir, policy, servers) = settings(project, all_hosts)?;
-    let outcomes = dir.ensure(&servers, policy, rotate).map_err(|e| Error::Other(format!("certificates: {e}")))?;
+/// Ensures every certificate the inventory needs exists and is valid, re-issuing those of the
+/// `rotate` hosts; `dry_run` (plan, --check) writes nothing and keeps new files in memory.
+pub fn ensure(project: &Project, all_hosts: &[HostSpec], rotate: Vec<String>, dry_run: bool) -> Result<(CertsDir, Vec<(String, Outcome)>)> {
+    let (mut dir, policy, servers, clients) = settings(project, all_hosts)?;
+    if let Some(warning) = dir.ca_key_warning() {
+        tracing::warn!("{warning}");
+    }
+    let opts = Options { policy, rotate, dry_run };
+    let outcomes = dir.ensure(&servers, &clients, &opts).map_err(|e| Error::Other(format!("certificates: {e}")))?;
     Ok((dir, outcomes))
 }
 
-/// Prints what happened to each certificate (`all`: also the kept ones).
-pub fn print_outcomes(outcomes: &[(String, Outcome)], all: bool) {
+/// Prints what happened to each certificate (`all`: also the kept ones; `dry_run`: what would).
+pub fn print_outcomes(outcomes: &[(String, Outcome)], all: bool, dry_run: bool) {
     let mut text = String::new();
+    let (created, reissued) = if dry_run { ("would create   ", "would re-issue ") } else { ("created  ", "re-issued") };
     for (name, o) in outcomes {
         let line = match o {
             Outcome::Kept if !all => continue,
             Outcome::Kept => format!("{} {name}\n", paint(Style::Green, "kept     ")),
-            Outcome::Created => format!("{} {name}\n", paint(Style::Yellow, "created  ")),
-            Outcome::Reissued(why) => format!("{} {name}: {why}\n", paint(Style::Yellow, "re-issued")),
+            Outcome::Created => format!("{} {name}\n", paint(Style::Yellow, created)),
+            Outcome::Reissued(why) => format!("{} {name}: {why}\n", paint(Style::Yellow, reissued)),
         };
         text.push_str(&format!("certs: {line}"));
     }
@@ -68,7 +91,7 @@ pub fn print_outcomes(outcomes: &[(String, Outcome)], all: bool) {
 }
 
 fn status(project: &Project, hosts: &[HostSpec]) -> Result<i32> {
-    let (dir, policy, servers) = settings(project, hosts)?;
+    let (dir, policy, servers, clients) = settings(project, hosts)?;
     let mut rows = vec![("CERTIFICATE".to_string(), "SANS".to_string(), "EXPIRES".to_string(), "STATUS".to_string())];
     let mut bad = 0;
     let ca_pem = std::fs::read_to_string(dir.ca_cert()).unwrap_or_default();
@@ -100,7 +123,9 @@ fn status(project: &Project, hosts: &[HostSpec]) -> Result<i32> {
     for s in &servers {
         row(format!("server {}", s.host), dir.server_cert(&s.host), dir.server_key(&s.host), &s.sans, false);
     }
-    row("client".into(), dir.client_cert(), dir.client_key(), &[], false);
+    for host in &clients {
+        row(format!("client {host}"), dir.client_cert(host), dir.client_key(host), &[], false);
+    }
     let w: [usize; 3] = [
         rows.iter().map(|r| r.0.len()).max().unwrap_or(0),
         rows.iter().map(|r| r.1.len()).max().unwrap_or(0),
@@ -118,6 +143,23 @@ fn status(project: &Project, hosts: &[HostSpec]) -> Result<i32> {
             paint(Style::Red, d)
         };
         text.push_str(&format!("{a:<w0$}  {b:<w1$}  {c:<w2$}  {state}\n", w0 = w[0], w1 = w[1], w2 = w[2]));
+    }
+    if inspect(&dir.ca_cert()).is_ok_and(|ca| ca.is_ca && ca.path_len != Some(0)) {
+        text.push_str(&format!(
+            "{} the CA has no pathlen:0 (made by an older provision): a leaf key could act as a CA; a new CA (see the README) has it\n",
+            paint(Style::Yellow, "note:")
+        ));
+    }
+    if dir.root.join("client/cert.pem").exists() {
+        text.push_str(&format!(
+            "{} client/cert.pem and client/key.pem are from before per-master client certificates and no longer used: delete them\n",
+            paint(Style::Yellow, "note:")
+        ));
+    }
+    // A CA key others can read lets them reach every daemon: it needs attention like a bad cert.
+    if let Some(warning) = dir.ca_key_warning() {
+        text.push_str(&format!("{} {warning}\n", paint(Style::Red, "warning:")));
+        bad += 1;
     }
     output::out(&text);
     if bad > 0 { Err(Error::HostsFailed(format!("{bad} certificate(s) missing, expired or not matching the inventory"))) } else { Ok(0) }

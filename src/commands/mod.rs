@@ -3,6 +3,7 @@
 mod apply;
 mod certs;
 mod cloud;
+mod completions;
 mod debug;
 mod inventory;
 
@@ -37,6 +38,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Plan(args) => apply::run(g, args, true),
         Command::Certs(cmd) => certs::run(g, cmd),
         Command::Cloud(cmd) => cloud::run(g, cmd),
+        Command::Completions { shell } => completions::completions(*shell),
+        Command::Man => completions::man(),
     }
 }
 

@@ -4,10 +4,14 @@
 //! a `glrt-` token created in GitLab's UI (verified, used as is), a personal access token with
 //! `create_runner` (`POST /api/v4/user/runners`), or a legacy registration token
 //! (`POST /api/v4/runners`). [`ensure_runner`] keeps a token that still verifies, so re-runs never
-//! create duplicate runners.
+//! create duplicate runners. How URLs, CAs and redirects are handled: [`http`].
+
+pub mod http;
 
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
+
+pub use http::{Settings, check_url};
 
 use crate::vars::secret::Redactor;
 
@@ -38,6 +42,48 @@ pub enum GitlabError {
         /// What was asked.
         what: String,
         /// What was wrong.
+        reason: String,
+    },
+    /// A URL that is not a GitLab URL provision can use.
+    #[error("GitLab URL `{url}`: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An `http://` URL without the opt-in.
+    #[error(
+        "GitLab URL `{url}` is plain http: tokens would cross the network in clear; use https://, or set `gitlab_allow_http: true` for a GitLab on a trusted network"
+    )]
+    InsecureUrl {
+        /// The URL.
+        url: String,
+    },
+    /// GitLab redirected to another origin (or from https to http); credentials stay home.
+    #[error(
+        "GitLab at {url} redirected to {to}: not followed, tokens are only sent to the GitLab URL in the vars (set the URL GitLab redirects to, if it is yours)"
+    )]
+    Redirect {
+        /// The URL in the vars.
+        url: String,
+        /// Where GitLab wanted to send the request.
+        to: String,
+    },
+    /// `gitlab_ca_file` cannot be used.
+    #[error("gitlab_ca_file {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The personal access token cannot create runners (checked without changing anything).
+    #[error("the personal access token for {url} {reason}")]
+    AccessToken {
+        /// GitLab URL.
+        url: String,
+        /// What is wrong: expired, revoked, missing scope.
         reason: String,
     },
     /// A `glrt-` token given in the vars is not accepted by GitLab.
@@ -108,16 +154,32 @@ struct Created {
     token: String,
 }
 
+/// `GET /api/v4/personal_access_tokens/self`: what plan needs of a token.
+#[derive(Deserialize)]
+struct TokenInfo {
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default = "yes")]
+    active: bool,
+    #[serde(default)]
+    revoked: bool,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Scopes that allow `POST /api/v4/user/runners`.
+const CREATE_RUNNER_SCOPES: &[&str] = &["create_runner", "api"];
+
 impl Client {
-    /// A client for the GitLab at `url` (e.g. `https://gitlab.example.com`).
-    pub fn new(url: &str) -> Self {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .user_agent(concat!("provision/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("static HTTP client configuration");
-        Client { base: url.trim_end_matches('/').to_string(), http }
+    /// A client for the GitLab at `url` (e.g. `https://gitlab.example.com`); refuses `http://`
+    /// without `settings.allow_http`.
+    pub fn new(url: &str, settings: &Settings) -> Result<Self, GitlabError> {
+        check_url(url, settings)?;
+        Ok(Client { base: url.trim_end_matches('/').to_string(), http: http::client(settings)? })
     }
 
     /// The GitLab URL.
@@ -133,7 +195,10 @@ impl Client {
         body: Json,
     ) -> Result<(u16, String), GitlabError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url).json(&body);
+        let mut req = self.http.request(method.clone(), &url);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
         if let Some(t) = private_token {
             req = req.header("PRIVATE-TOKEN", t);
         }
@@ -141,6 +206,9 @@ impl Client {
             .send()
             .await
             .map_err(|e| GitlabError::Network { url: self.base.clone(), reason: Redactor::redact(&crate::error::chain(&e)) })?;
+        if let Some(to) = http::unfollowed_redirect(&resp) {
+            return Err(GitlabError::Redirect { url: self.base.clone(), to: Redactor::redact(&to) });
+        }
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         Ok((status, text))
@@ -210,6 +278,32 @@ impl Client {
         }
     }
 
+    /// Checks, changing nothing, that a personal access token is active and may create runners
+    /// (`GET /api/v4/personal_access_tokens/self`). A GitLab too old for that endpoint (404)
+    /// passes: apply will tell.
+    pub async fn check_access_token(&self, access_token: &str) -> Result<(), GitlabError> {
+        let what = "GET /api/v4/personal_access_tokens/self";
+        let refused = |reason: String| GitlabError::AccessToken { url: self.base.clone(), reason };
+        let info: TokenInfo =
+            match self.call(reqwest::Method::GET, "/api/v4/personal_access_tokens/self", Some(access_token), Json::Null).await? {
+                (200, text) => serde_json::from_str(&text).map_err(|e| GitlabError::Decode { what: what.into(), reason: e.to_string() })?,
+                (401, _) => return Err(refused("is not accepted (unknown, expired or revoked)".into())),
+                (404, _) => return Ok(()),
+                (status, text) => return Err(Self::status_error(what, status, &text)),
+            };
+        if info.revoked || !info.active {
+            let when = info.expires_at.map(|d| format!(" (expires_at {d})")).unwrap_or_default();
+            return Err(refused(format!("is revoked or expired{when}")));
+        }
+        if !info.scopes.iter().any(|s| CREATE_RUNNER_SCOPES.contains(&s.as_str())) {
+            return Err(refused(format!(
+                "lacks the `create_runner` scope (it has: {}): creating runners would fail with 403",
+                if info.scopes.is_empty() { "none".to_string() } else { info.scopes.join(", ") }
+            )));
+        }
+        Ok(())
+    }
+
     /// Deletes the runner `token` belongs to. A runner that is already gone is not an error.
     pub async fn delete_runner(&self, token: &str) -> Result<(), GitlabError> {
         match self.call(reqwest::Method::DELETE, "/api/v4/runners", None, json!({ "token": token })).await? {
@@ -251,7 +345,8 @@ pub async fn ensure_runner(
 }
 
 /// What [`ensure_runner`] would do, changing nothing in GitLab (check mode): `Some(token)` when
-/// a token is kept, `None` when a runner would be created.
+/// a token is kept, `None` when a runner would be created (after checking that the personal
+/// access token could create it).
 pub async fn check_runner(
     client: &Client,
     existing: Option<&str>,
@@ -261,20 +356,15 @@ pub async fn check_runner(
     if let Registration::RunnerToken(_) = registration {
         return ensure_runner(client, existing, registration, spec).await.map(|e| Some(e.token));
     }
-    match existing.filter(|t| !t.is_empty()) {
-        Some(token) => {
-            Redactor::add(token);
-            Ok(client.verify(token).await?.then(|| token.to_string()))
+    if let Some(token) = existing.filter(|t| !t.is_empty()) {
+        Redactor::add(token);
+        if client.verify(token).await? {
+            return Ok(Some(token.to_string()));
         }
-        None => Ok(None),
     }
-}
-
-/// reqwest is built without a default TLS crypto provider: use ring (already used for
-/// certificates), once per process.
-fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+    // A legacy registration token cannot be checked without registering a runner.
+    if let Registration::AccessToken(pat) = registration {
+        client.check_access_token(pat).await?;
+    }
+    Ok(None)
 }

@@ -1,4 +1,4 @@
-//! The client side of Docker TLS: the CA and the runner's client certificate, installed where
+//! The client side of Docker TLS: the CA and this master's own client certificate, installed where
 //! the runner's `tls_cert_path` points (as `ca.pem`, `cert.pem`, `key.pem`, docker's names).
 
 use super::{Role, RoleContext};
@@ -25,7 +25,9 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let certs = ctx.certs;
     desired.steps.push(Step::new(Directory::new(&dir).mode(0o700)));
     desired.steps.push(Step::new(File::new(&format!("{dir}/ca.pem"), ctx.read_cert(certs.ca_cert())?)));
-    desired.steps.push(Step::new(File::new(&format!("{dir}/cert.pem"), ctx.read_cert(certs.client_cert())?)));
-    desired.steps.push(Step::new(File::new(&format!("{dir}/key.pem"), ctx.read_cert(certs.client_key())?).mode(0o600).secret()));
+    desired.steps.push(Step::new(File::new(&format!("{dir}/cert.pem"), ctx.read_cert(certs.client_cert(&ctx.host.vars.host))?)));
+    desired
+        .steps
+        .push(Step::new(File::new(&format!("{dir}/key.pem"), ctx.read_cert(certs.client_key(&ctx.host.vars.host))?).mode(0o600).secret()));
     Ok(())
 }

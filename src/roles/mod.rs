@@ -67,7 +67,9 @@ impl RoleContext<'_> {
 
     /// A file from the certs directory (its absence means certificates were not generated).
     pub fn read_cert(&self, path: std::path::PathBuf) -> Result<Vec<u8>, InputError> {
-        std::fs::read(&path).map_err(|e| InputError::plain(format!("cannot read {}: {e} (run `provision certs generate`)", path.display())))
+        self.certs
+            .read(&path)
+            .map_err(|e| InputError::plain(format!("cannot read {}: {e} (run `provision certs generate`)", path.display())))
     }
 
     /// An error pointing at where the var `name` is set (role defaults included).

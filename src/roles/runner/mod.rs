@@ -41,6 +41,8 @@ runner_cache_s3_access_key: ""
 runner_cache_s3_secret_key: ""
 runner_cache_shared: true
 gitlab_url: https://gitlab.com
+gitlab_allow_http: false
+gitlab_ca_file: ""
 gitlab_api_token: ""
 gitlab_registration_token: ""
 runners:
@@ -75,6 +77,8 @@ const SPECS: &[VarSpec] = &[
     VarSpec { name: "runner_cache_s3_secret_key", kind: Kind::Str, doc: "S3 secret key (secret)" },
     VarSpec { name: "runner_cache_shared", kind: Kind::Bool, doc: "cache shared between runners" },
     VarSpec { name: "gitlab_url", kind: Kind::Str, doc: "GitLab URL runners register with (default per runner)" },
+    VarSpec { name: "gitlab_allow_http", kind: Kind::Bool, doc: "accept http:// GitLab URLs (tokens cross the network in clear)" },
+    VarSpec { name: "gitlab_ca_file", kind: Kind::Str, doc: "PEM file of a private GitLab CA, trusted besides the system store" },
     VarSpec { name: "gitlab_api_token", kind: Kind::Str, doc: "personal access token with `create_runner` (secret)" },
     VarSpec { name: "gitlab_registration_token", kind: Kind::Str, doc: "legacy registration token (secret)" },
     VarSpec { name: "runners", kind: Kind::List, doc: "the runners in config.toml (see the README)" },
@@ -90,6 +94,7 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
         ctx.var("runner_concurrent").as_u64().unwrap_or(4) as u32,
         ctx.var("runner_check_interval").as_u64().unwrap_or(3) as u32,
         runners,
+        registration::gitlab_vars(ctx),
     );
     // The placeholder probes what the resolved file will: a secret 0600 file at that path.
     desired.steps.push(Step::deferred(File::new(&config_path, Vec::new()).mode(0o600).secret(), Arc::new(config)));

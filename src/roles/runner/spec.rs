@@ -118,8 +118,8 @@ impl Entry<'_> {
 fn planned(ctx: &RoleContext, r: &Entry) -> Result<PlannedRunner, InputError> {
     let name = r.str("name")?.filter(|n| !n.is_empty()).ok_or_else(|| (r.err)(format!("{}: `name` is required", r.at)))?;
     let url = r.str("url")?.unwrap_or_else(|| ctx.str("gitlab_url"));
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err((r.err)(format!("{}: url `{url}` must start with https:// (or http://)", r.at)));
+    if let Err(e) = crate::gitlab::check_url(&url, &super::registration::gitlab_vars(ctx).settings) {
+        return Err((r.err)(format!("{}: {e}", r.at)));
     }
     let registration = registration(ctx, r, &name)?;
     let tags = r.list("tags")?;
