@@ -36,13 +36,7 @@ fn text(o: &[u8]) -> String {
 
 fn provision(inventory: &str, args: &[&str]) -> Output {
     let inv = lab_dir().join(inventory);
-    Command::new(env!("CARGO_BIN_EXE_provision"))
-        .arg("-i")
-        .arg(inv)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run provision")
+    Command::new(env!("CARGO_BIN_EXE_provision")).arg("-i").arg(inv).args(args).env("NO_COLOR", "1").output().expect("run provision")
 }
 
 fn json_run(inventory: &str, args: &[&str]) -> (Option<i32>, serde_json::Value) {
