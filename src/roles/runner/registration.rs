@@ -99,8 +99,8 @@ impl RunnerConfig {
             notes.push(format!("runner `{name}` {} from GitLab", if check { "would be deleted" } else { "to be deleted" }));
         }
         let content = config_toml::render(self.concurrent, self.check_interval, &sections);
-        let shown_old = Redactor::redact(current.as_deref().unwrap_or(""));
-        let shown_new = Redactor::redact(&content);
+        let shown_old = config_toml::redacted(current.as_deref().unwrap_or(""));
+        let shown_new = config_toml::redacted(&content);
         *self.outcome.lock().expect("outcome lock") = outcome;
         let file = File::new(&self.path, content).mode(0o600).secret().redacted_view(shown_old, shown_new);
         Ok(Resolved { resource: Box::new(file), notes })
