@@ -145,3 +145,37 @@ fn a_wrong_type_inside_a_list_points_at_the_var() {
     assert!(err.message().contains("`dind_extra_args`"), "{}", err.message());
     assert!(err.span().unwrap().location().contains("group_vars/all.yaml:2:"), "{:?}", err.span().map(|s| s.location()));
 }
+
+fn provision_in(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+    let inv = dir.path().join("inventory.yaml");
+    let mut all = vec!["-i", inv.to_str().unwrap()];
+    all.extend(args);
+    std::process::Command::new(env!("CARGO_BIN_EXE_provision")).args(&all).env("NO_COLOR", "1").output().unwrap()
+}
+
+/// Both hosts point at a closed port: whoever is contacted is unreachable, so the output says
+/// which hosts a command tried.
+const UNREACHABLE: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {address: 127.0.0.1, port: 1}\n    slave:\n      hosts:\n        s1: {address: 127.0.0.1, port: 1, private_address: 10.0.1.11}\n";
+
+#[test]
+fn debug_honours_limit() {
+    let dir = fixture(UNREACHABLE, "gitlab_api_token: glpat-x\nssh_connect_timeout: 2\n");
+    let o = provision_in(&dir, &["--limit", "master", "debug", "exec", "all", "--", "true"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("m1 | UNREACHABLE") && !out.contains("s1"), "{out}");
+    let o = provision_in(&dir, &["-l", "slave", "debug", "ps", "master"]);
+    assert_eq!(o.status.code(), Some(2), "nothing left after --limit");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no host matches both `master` and --limit `slave`"));
+}
+
+/// A master has no cleanup service, and no dind: debug says so without touching it.
+#[test]
+fn debug_says_what_a_host_does_not_have() {
+    let dir = fixture(UNREACHABLE, "gitlab_api_token: glpat-x\n");
+    let o = provision_in(&dir, &["debug", "cleanup", "master"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("m1 | skipped >>") && out.contains("no cleanup service here"), "{out}");
+    let o = provision_in(&dir, &["debug", "ps", "master", "--dind"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no dind engine here"));
+}
