@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::project::Project;
 use crate::roles::owned::{ConfigFile, Owned};
 use crate::roles::redact;
-use crate::sh::{Cmd, Script, quote};
+use crate::sh::{Cmd, Script};
 
 const PS_FORMAT: &str = "table {{.Names}}\\t{{.Image}}\\t{{.Status}}\\t{{.Ports}}";
 
@@ -30,10 +30,10 @@ fn ps_job(owned: &Owned, dind: bool) -> Job {
     s.line("rc=0");
     for (i, d) in daemons.iter().enumerate() {
         if i > 0 {
-            s.line(&format!("printf '\\n==> %s <==\\n' {}", quote(d.label)));
+            s.cmd(&Cmd::new("printf").arg("\\n==> %s <==\\n").arg(d.label));
         }
         let cmd = Cmd::new("docker").arg("-H").arg(format!("unix://{}", d.socket)).args(["ps", "-a", "--format", PS_FORMAT]);
-        s.line(&format!("{cmd} || rc=$?"));
+        s.cmd(&cmd.raw("|| rc=$?"));
     }
     s.line("exit $rc");
     Job::Run(s.into_string())
@@ -60,7 +60,7 @@ fn config_job(files: &[ConfigFile]) -> Job {
     let mut s = Script::new();
     for f in files {
         s.set("f", &f.path);
-        s.line(&format!("printf '%s\\n' {}", quote(&header(&f.path))));
+        s.cmd(&Cmd::new("printf").arg("%s\\n").arg(header(&f.path)));
         // A symlink could point anywhere (config.toml's directory is writable from the runner
         // container): it is not followed.
         s.line(

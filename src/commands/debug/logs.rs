@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::output;
 use crate::project::{HostSpec, Project};
 use crate::roles::Owned;
-use crate::sh::{Cmd, Script, quote};
+use crate::sh::{Cmd, Script};
 use crate::transport::ssh::Ssh;
 
 use super::Job;
@@ -65,7 +65,7 @@ pub fn run(project: &Project, limit: Option<&str>, args: &LogsArgs) -> Result<i3
             }
             let mut s = Script::new();
             for u in units {
-                s.line(&format!("printf '==> %s <==\\n' {}", quote(u)));
+                s.cmd(&Cmd::new("printf").arg("==> %s <==\\n").arg(u));
                 s.line(&log_command(u, args));
                 s.line("rc=$?; [ \"$rc\" -eq 0 ] || failed=$rc");
             }
