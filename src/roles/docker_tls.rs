@@ -215,8 +215,8 @@ fn parse_cidr(s: &str) -> Option<Cidr> {
     Cidr::parse_address(s).filter(|c| c.prefix >= 8)
 }
 
-/// daemon.json: listen addresses (the TLS port only with `tls`), registry mirrors, then the
-/// user's extra keys on top.
+/// daemon.json: listen addresses (the TLS port only with `tls`), live-restore, registry
+/// mirrors, then the user's extra keys on top.
 fn daemon_doc(ctx: &RoleContext, v: &Vars, tls: bool) -> Json {
     let tls_dir = &v.docker_tls_dir;
     let mut doc = if tls {
@@ -231,6 +231,9 @@ fn daemon_doc(ctx: &RoleContext, v: &Vars, tls: bool) -> Json {
     } else {
         json!({ "hosts": [format!("unix://{HOST_SOCKET}")] })
     };
+    // Containers (dind with its builds, the registry cache, job containers) keep running while
+    // the daemon restarts for a config change.
+    doc["live-restore"] = json!(true);
     let mut mirrors: Vec<Json> = v.docker_registry_mirrors.iter().cloned().map(Json::String).collect();
     if let Some(own) = &ctx.topology().mirror {
         mirrors.insert(0, Json::String(own.clone()));
