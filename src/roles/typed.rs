@@ -59,10 +59,7 @@ impl<'de> MapAccess<'de> for Access<'_> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
         let (k, v) = self.value.take().expect("a value follows its key");
-        seed.deserialize(v).map_err(|e| {
-            *self.failed.borrow_mut() = Some(k);
-            e
-        })
+        seed.deserialize(v).inspect_err(|_| *self.failed.borrow_mut() = Some(k))
     }
 }
 
