@@ -108,3 +108,32 @@ fn debug_config_does_not_follow_symlinks() {
     let o = apply(&[]);
     assert!(o.status.success(), "{}", text(&o.stdout));
 }
+
+/// Without live-restore a docker restart would kill builds: apply waits for runner-* containers
+/// up to `restart_drain_timeout`, refuses after it, and restarts at once with 0.
+#[test]
+fn a_restart_that_would_kill_builds_waits_for_them() {
+    let _s = serial();
+    let no_live_restore = "{\"docker_daemon_config\": {\"live-restore\": false}}";
+    let changed = "{\"docker_daemon_config\": {\"live-restore\": false, \"debug\": true}}";
+    assert!(apply(&["-e", no_live_restore]).status.success());
+    assert_eq!(on_host("lab-slave-1", "docker info -f '{{.LiveRestoreEnabled}}'"), "false\n");
+    on_host(
+        "lab-slave-1",
+        "docker rm -f runner-lab-drain-build >/dev/null 2>&1; docker run -d --name runner-lab-drain-build busybox:1 sleep 600 >/dev/null",
+    );
+    let docker_started = || on_host("lab-slave-1", "systemctl show -p ActiveEnterTimestampMonotonic --value docker");
+    let before = docker_started();
+    let o = apply(&["-e", changed, "-e", "restart_drain_timeout=2"]);
+    let out = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("job container(s) (runner-*) still run after 2s"), "{out}");
+    assert_eq!(docker_started(), before, "docker was not restarted");
+    assert_eq!(on_host("lab-slave-1", "docker inspect -f '{{.State.Running}}' runner-lab-drain-build"), "true\n");
+    let o = apply(&["-e", changed, "-e", "restart_drain_timeout=0"]);
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_ne!(docker_started(), before, "0 restarts at once");
+    on_host("lab-slave-1", "docker rm -f runner-lab-drain-build >/dev/null");
+    assert!(apply(&[]).status.success(), "and back");
+    assert_eq!(on_host("lab-slave-1", "docker info -f '{{.LiveRestoreEnabled}}'"), "true\n");
+}

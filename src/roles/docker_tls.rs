@@ -11,10 +11,11 @@ use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::net::Cidr;
 use crate::resources::directory::Directory;
+use crate::resources::docker::Daemon;
 use crate::resources::file::File;
 use crate::resources::netlink::LinkAbsent;
 use crate::resources::service::{Service, restart_or_restore_script, restart_script, unit_file, unit_file_absent, unit_file_from};
-use crate::sh;
+use crate::sh::{self, Cmd, Script};
 use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
 
@@ -42,7 +43,8 @@ pub const ROLE: Role = Role {
                docker_ci_daemon: false\n\
                docker_ci_bridge: docker-ci0\n\
                docker_ci_bridge_cidr: 172.30.0.1/16\n\
-               docker_ci_data_root: /var/lib/docker-ci\n",
+               docker_ci_data_root: /var/lib/docker-ci\n\
+               restart_drain_timeout: 1800\n",
     specs: SPECS,
     build,
     owns,
@@ -71,6 +73,11 @@ const SPECS: &[VarSpec] = &[
         doc: "gateway address/prefix of the CI bridge; must not overlap docker0 or the host's networks",
     },
     VarSpec { name: "docker_ci_data_root", kind: Kind::Str, doc: "data root of the CI daemon (kept when the daemon is removed)" },
+    VarSpec {
+        name: "restart_drain_timeout",
+        kind: Kind::Int { min: 0, max: 86400 },
+        doc: "seconds a daemon restart that would stop job containers (no live-restore yet) waits for runner-* containers (default 1800; 0: restart at once)",
+    },
 ];
 
 /// The docker_tls role's vars.
@@ -96,6 +103,8 @@ pub struct Vars {
     pub docker_ci_bridge_cidr: String,
     /// The CI daemon's data root.
     pub docker_ci_data_root: String,
+    /// Seconds a restart waits for job containers (0: none).
+    pub restart_drain_timeout: u32,
 }
 
 impl Vars {
@@ -124,7 +133,9 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let host = ctx.name();
     let dir = &v.docker_tls_dir;
     let certs = ctx.certs;
-    desired.handler(RESTART_DOCKER, &restart_or_restore_script(HOST_UNIT, &[DAEMON_JSON, DROP_IN]));
+    let restart = drain_script(&Daemon::default(), HOST_UNIT, v.restart_drain_timeout)
+        + &restart_or_restore_script(HOST_UNIT, &[DAEMON_JSON, DROP_IN]);
+    desired.handler(RESTART_DOCKER, &restart);
     desired.steps.push(Step::new(Directory::new(dir).mode(0o755)));
     for (name, content, secret) in [
         ("ca.pem", ctx.read_cert(certs.ca_cert())?, false),
@@ -164,7 +175,8 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     json["exec-root"] = json!("/run/docker-ci");
     json["pidfile"] = json!("/run/docker-ci.pid");
     json["bridge"] = json!(v.docker_ci_bridge);
-    desired.handler(RESTART_DOCKER_CI, &restart_script(CI_UNIT, false));
+    let ci = Daemon { host: Some(format!("unix://{CI_SOCKET}")) };
+    desired.handler(RESTART_DOCKER_CI, &(drain_script(&ci, CI_UNIT, v.restart_drain_timeout) + &restart_script(CI_UNIT, false)));
     desired.steps.push(Step::new(Directory::new("/etc/docker-ci")));
     let text = serde_json::to_string_pretty(&json).expect("JSON") + "\n";
     desired.steps.push(Step::new(File::new(CI_DAEMON_JSON, text)).notify(RESTART_DOCKER_CI));
@@ -174,6 +186,36 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     desired.steps.push(step);
     desired.steps.push(Step::new(Service::running(CI_UNIT)));
     Ok(())
+}
+
+/// sh run before a daemon restart. A daemon running with live-restore keeps its containers
+/// through a restart; one without it (its first restart with provision's daemon.json, or
+/// live-restore turned off) would kill running builds, so the restart waits for job containers
+/// (`runner-*`) to finish, up to `timeout` seconds. Still running then, the restart is refused:
+/// the handler stays owed and the next apply tries again. `timeout` 0 restarts at once.
+fn drain_script(daemon: &Daemon, unit: &str, timeout: u32) -> String {
+    if timeout == 0 {
+        return String::new();
+    }
+    let docker = daemon.cli();
+    let mut s = Script::new();
+    s.line(&format!("if [ \"$({docker} info -f '{{{{.LiveRestoreEnabled}}}}' 2>/dev/null)\" != true ]; then"));
+    s.line(&format!("end=$(( $(date +%s) + {timeout} ))"));
+    s.line(&format!("while n=$({docker} ps --format '{{{{.Names}}}}' 2>/dev/null | grep -c '^runner-' || true); [ \"$n\" -gt 0 ]; do"));
+    s.cmd(
+        &Cmd::new("[").raw("\"$(date +%s)\"").arg("-ge").raw("\"$end\"").arg("]").raw("&&").arg("printf").arg(format!(
+            "%s job container(s) (runner-*) still run after {timeout}s: not restarting {unit} (builds would be killed; set restart_drain_timeout=0 to restart at once)\\n"
+        )).raw("\"$n\" >&2 && exit 1"),
+    );
+    s.cmd(
+        &Cmd::new("printf")
+            .arg(format!("waiting for %s job container(s) (runner-*) to finish before restarting {unit}\\n"))
+            .raw("\"$n\" >&2"),
+    );
+    s.line("sleep 5");
+    s.line("done");
+    s.line("fi");
+    s.into_string()
 }
 
 /// Without the CI daemon: a previous one is stopped and its unit, config and bridge removed
@@ -263,7 +305,16 @@ fn owns(host: &HostFacts, owned: &mut Owned) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cidr;
+    use super::{Daemon, drain_script, parse_cidr};
+
+    #[test]
+    fn a_restart_without_live_restore_waits_for_job_containers() {
+        assert_eq!(drain_script(&Daemon::default(), "docker.service", 0), "", "0: at once");
+        let s = drain_script(&Daemon::default(), "docker.service", 1800);
+        assert!(s.contains("LiveRestoreEnabled") && s.contains("grep -c '^runner-'") && s.contains("+ 1800"), "{s}");
+        let o = std::process::Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
+        assert!(o.status.success(), "valid sh: {}\n{s}", String::from_utf8_lossy(&o.stderr));
+    }
 
     #[test]
     fn cidr_overlap() {
