@@ -22,10 +22,11 @@ pub fn run(g: &Global, args: &ApplyArgs, plan: bool) -> Result<i32> {
     }
     // Every host's desired state is built before any host is touched: bad vars anywhere stop
     // the run with nothing applied.
+    let fleet = roles::Fleet::new(&project, &all_hosts);
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
     for h in &hosts {
-        match roles::desired(&project, h, &certs) {
+        match roles::desired(&fleet, h, &certs) {
             Ok(desired) => jobs.push(Job { connection: h.connection.clone(), desired }),
             Err(e) => errors.push(e),
         }

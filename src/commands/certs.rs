@@ -55,7 +55,7 @@ pub fn settings(project: &Project, hosts: &[HostSpec]) -> Result<(CertsDir, Poli
             let c = &h.connection;
             servers.push(ServerSpec { host: h.vars.host.clone(), sans: server_sans(&h.vars.host, &c.address, &c.private_address) });
         }
-        if roles::has_role(h, roles::docker_client::ROLE.name) {
+        if roles::for_host(h).is_ok_and(|r| r.iter().any(|r| r.name == roles::docker_client::ROLE.name)) {
             clients.push(h.vars.host.clone());
         }
     }

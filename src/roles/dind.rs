@@ -3,17 +3,18 @@
 //! directory: a job container that mounts that directory and sets
 //! `DOCKER_HOST=unix:///var/run/dind/docker.sock` talks to it (the runner role wires this up).
 
-use super::{Role, RoleContext};
+use serde::Deserialize;
+
+use super::owned::{DockerEndpoint, Owned};
+use super::topology::{DIND_CONTAINER, DIND_DIR_IN_CONTAINER, DindEngine, HostFacts};
+use super::{Role, RoleContext, typed};
 use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::resources::directory::Directory;
 use crate::resources::docker::{Container, Daemon, Privilege};
+use crate::sh;
+use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
-
-/// Container name of the dind engine.
-pub const CONTAINER: &str = "dind";
-/// Socket path inside the dind container and inside jobs.
-pub const SOCKET_IN_CONTAINER: &str = "/var/run/dind/docker.sock";
 
 /// The dind role.
 pub const ROLE: Role = Role {
@@ -24,51 +25,81 @@ pub const ROLE: Role = Role {
                dind_privileged: true\n\
                dind_cap_drop: []\n\
                dind_extra_args: []\n",
-    specs: &[
-        VarSpec { name: "dind_image", kind: Kind::Str, doc: "image of the dind engine (default docker:dind)" },
-        VarSpec { name: "dind_socket_dir", kind: Kind::Str, doc: "host directory holding the dind engine's socket (docker.sock)" },
-        VarSpec { name: "dind_storage_volume", kind: Kind::Str, doc: "docker volume holding the dind engine's /var/lib/docker" },
-        VarSpec {
-            name: "dind_privileged",
-            kind: Kind::Bool,
-            doc: "run dind with --privileged (default); false: every capability except dind_cap_drop, no seccomp/apparmor",
-        },
-        VarSpec { name: "dind_cap_drop", kind: Kind::List, doc: "capabilities dropped when dind_privileged is false" },
-        VarSpec { name: "dind_extra_args", kind: Kind::List, doc: "extra dockerd flags for the dind engine" },
-    ],
+    specs: SPECS,
     build,
+    owns,
 };
 
-/// The host path of the dind engine's socket.
-pub fn host_socket(ctx: &RoleContext) -> String {
-    format!("{}/docker.sock", ctx.str("dind_socket_dir"))
+const SPECS: &[VarSpec] = &[
+    VarSpec { name: "dind_image", kind: Kind::Str, doc: "image of the dind engine (default docker:dind)" },
+    VarSpec { name: "dind_socket_dir", kind: Kind::Str, doc: "host directory holding the dind engine's socket (docker.sock)" },
+    VarSpec { name: "dind_storage_volume", kind: Kind::Str, doc: "docker volume holding the dind engine's /var/lib/docker" },
+    VarSpec {
+        name: "dind_privileged",
+        kind: Kind::Bool,
+        doc: "run dind with --privileged (default); false: every capability except dind_cap_drop, no seccomp/apparmor",
+    },
+    VarSpec { name: "dind_cap_drop", kind: Kind::List, doc: "capabilities dropped when dind_privileged is false" },
+    VarSpec { name: "dind_extra_args", kind: Kind::List, doc: "extra dockerd flags for the dind engine" },
+];
+
+/// The dind role's vars.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Vars {
+    /// Image of the engine.
+    pub dind_image: String,
+    /// Host directory of its socket.
+    pub dind_socket_dir: String,
+    /// Volume of its `/var/lib/docker`.
+    pub dind_storage_volume: String,
+    /// `--privileged`, or every capability but `dind_cap_drop`.
+    pub dind_privileged: bool,
+    /// Capabilities dropped when not privileged.
+    pub dind_cap_drop: Vec<String>,
+    /// Extra dockerd flags.
+    pub dind_extra_args: Vec<String>,
+}
+
+impl Vars {
+    /// Reads and checks the role's vars of a host.
+    pub fn read(vars: &HostVars) -> Result<Self, InputError> {
+        let v: Vars = typed::from_vars(vars, SPECS)?;
+        // These reach `docker run` as arguments: a leading `-` would be an option.
+        typed::check_at(vars, "dind_image", super::check_image(&v.dind_image))?;
+        typed::check_at(vars, "dind_storage_volume", sh::check_name("dind_storage_volume", &v.dind_storage_volume))?;
+        typed::check_at(vars, "dind_socket_dir", super::check_abs_path("dind_socket_dir", &v.dind_socket_dir))?;
+        for cap in &v.dind_cap_drop {
+            typed::check_at(vars, "dind_cap_drop", sh::check_name("capability", cap))?;
+        }
+        Ok(v)
+    }
 }
 
 fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
-    let image = ctx.str("dind_image");
-    let socket_dir = ctx.str("dind_socket_dir");
-    desired.steps.push(Step::new(Directory::new(&socket_dir)));
-    desired.steps.push(super::image_step(ctx, &image, Daemon::default()));
-    let mut c = Container::new(CONTAINER, &image);
-    c.image_id = super::archived_image_id(ctx, &image);
-    let mut command = vec!["dockerd".to_string(), format!("--host=unix://{SOCKET_IN_CONTAINER}")];
-    if let Some(mirror) = super::registry::mirror_url(ctx) {
+    let v = ctx.facts.dind.as_ref().expect("dind vars of a dind host");
+    let socket_dir = &v.dind_socket_dir;
+    desired.steps.push(Step::new(Directory::new(socket_dir)));
+    desired.steps.push(ctx.image_step(&v.dind_image, Daemon::default()));
+    let mut c = Container::new(DIND_CONTAINER, &v.dind_image);
+    c.image_id = ctx.archived_image_id(&v.dind_image);
+    let mut command = vec!["dockerd".to_string(), format!("--host=unix://{}", DindEngine::socket_in_container())];
+    if let Some(mirror) = &ctx.topology().mirror {
         command.push(format!("--registry-mirror={mirror}"));
     }
-    for a in ctx.var("dind_extra_args").as_array().into_iter().flatten() {
-        command.push(a.as_str().map_or_else(|| a.to_string(), str::to_string));
-    }
+    command.extend(v.dind_extra_args.iter().cloned());
     c.command = command;
     // The official image's entrypoint would otherwise generate TLS certificates and listen on TCP.
     c.env.insert("DOCKER_TLS_CERTDIR".into(), String::new());
-    c.volumes = vec![format!("{}:/var/lib/docker", ctx.str("dind_storage_volume")), format!("{socket_dir}:/var/run/dind")];
-    c.privilege = if ctx.var("dind_privileged").as_bool().unwrap_or(true) {
-        Privilege::Privileged
-    } else {
-        let drop = ctx.var("dind_cap_drop").as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
-        Privilege::AllCapsExcept(drop)
-    };
+    c.volumes = vec![format!("{}:/var/lib/docker", v.dind_storage_volume), format!("{socket_dir}:{DIND_DIR_IN_CONTAINER}")];
+    c.privilege = if v.dind_privileged { Privilege::Privileged } else { Privilege::AllCapsExcept(v.dind_cap_drop.clone()) };
     c.stop_timeout = 30;
     desired.steps.push(Step::new(c));
     Ok(())
+}
+
+fn owns(host: &HostFacts, owned: &mut Owned) {
+    owned.log(Some("dind"), DIND_CONTAINER, false);
+    if let Some(engine) = &host.topology.dind {
+        owned.daemons.push(DockerEndpoint { label: "dind", socket: engine.host_socket(), dind: true });
+    }
 }

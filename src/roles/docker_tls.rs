@@ -1,35 +1,35 @@
 //! Docker TLS: the host daemon listens on its unix socket and on a TCP port with mutual TLS,
 //! using a server certificate from the certs directory.
 
+use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::{Role, RoleContext};
+use super::owned::{ConfigFormat, DockerEndpoint, Owned};
+use super::topology::{CI_SOCKET, CI_UNIT, HOST_SOCKET, HOST_UNIT, HostFacts};
+use super::{Role, RoleContext, typed};
 use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::net::Cidr;
 use crate::resources::directory::Directory;
+use crate::resources::docker::Daemon;
 use crate::resources::file::File;
 use crate::resources::netlink::LinkAbsent;
 use crate::resources::service::{Service, restart_or_restore_script, restart_script, unit_file, unit_file_absent, unit_file_from};
+use crate::sh::{self, Cmd, Script};
+use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
 
 /// Handler that restarts the host daemon.
 pub const RESTART_DOCKER: &str = "restart docker";
 const DAEMON_JSON: &str = "/etc/docker/daemon.json";
+const CI_DAEMON_JSON: &str = "/etc/docker-ci/daemon.json";
 const DROP_IN: &str = "/etc/systemd/system/docker.service.d/provision.conf";
 /// dockerd checks a config file itself since docker 23 (`--validate`); older ones are checked
 /// when they start (and the previous file is restored if they do not).
 const VALIDATE_DAEMON_JSON: &str = "if dockerd --help 2>&1 | grep -q -e '--validate'; then dockerd --validate --config-file \"$t\"; fi";
 /// Handler that restarts the dedicated CI daemon.
 pub const RESTART_DOCKER_CI: &str = "restart docker-ci";
-/// Whether `host` runs the dedicated CI daemon (`docker_ci_daemon`).
-pub fn ci_daemon_enabled(host: &crate::project::HostSpec) -> bool {
-    host.vars.bool("docker_ci_daemon").unwrap_or(false)
-}
-
-/// Unix socket of the dedicated CI daemon.
-pub const CI_SOCKET: &str = "/run/docker-ci.sock";
-const CI_UNIT: &str = include_str!("templates/docker-ci.service.j2");
+const CI_UNIT_TEMPLATE: &str = include_str!("templates/docker-ci.service.j2");
 
 /// The docker_tls role.
 pub const ROLE: Role = Role {
@@ -43,56 +43,100 @@ pub const ROLE: Role = Role {
                docker_ci_daemon: false\n\
                docker_ci_bridge: docker-ci0\n\
                docker_ci_bridge_cidr: 172.30.0.1/16\n\
-               docker_ci_data_root: /var/lib/docker-ci\n",
-    specs: &[
-        VarSpec { name: "docker_tls_port", kind: Kind::Int { min: 1, max: 65535 }, doc: "TLS port of the docker daemon (default 2376)" },
-        VarSpec { name: "docker_tls_bind", kind: Kind::Str, doc: "address the TLS port binds to (default 0.0.0.0)" },
-        VarSpec { name: "docker_tls_dir", kind: Kind::Str, doc: "where the daemon's CA, certificate and key are installed" },
-        VarSpec {
-            name: "docker_dockerd_args",
-            kind: Kind::Str,
-            doc: "dockerd flags kept in the systemd drop-in (default: the system containerd)",
-        },
-        VarSpec { name: "docker_daemon_config", kind: Kind::Map, doc: "extra daemon.json keys, merged over provision's own" },
-        VarSpec { name: "docker_registry_mirrors", kind: Kind::List, doc: "extra registry mirrors for the daemon" },
-        VarSpec {
-            name: "docker_ci_daemon",
-            kind: Kind::Bool,
-            doc: "run a second, dedicated docker daemon for CI on the TLS port (default false)",
-        },
-        VarSpec { name: "docker_ci_bridge", kind: Kind::Str, doc: "bridge interface of the CI daemon (default docker-ci0)" },
-        VarSpec {
-            name: "docker_ci_bridge_cidr",
-            kind: Kind::Str,
-            doc: "gateway address/prefix of the CI bridge; must not overlap docker0 or the host's networks",
-        },
-        VarSpec { name: "docker_ci_data_root", kind: Kind::Str, doc: "data root of the CI daemon (kept when the daemon is removed)" },
-        VarSpec {
-            name: "certs_dir",
-            kind: Kind::Str,
-            doc: "where certificates are kept on this machine (default certs/ beside the inventory)",
-        },
-        VarSpec {
-            name: "cert_leaf_days",
-            kind: Kind::Int { min: 1, max: 3650 },
-            doc: "validity of server and client certificates (default 825)",
-        },
-        VarSpec { name: "cert_ca_days", kind: Kind::Int { min: 1, max: 36500 }, doc: "validity of a new CA (default 3650)" },
-        VarSpec {
-            name: "cert_renew_before_days",
-            kind: Kind::Int { min: 0, max: 3650 },
-            doc: "re-issue certificates expiring within this many days (default 30)",
-        },
-    ],
+               docker_ci_data_root: /var/lib/docker-ci\n\
+               restart_drain_timeout: 1800\n",
+    specs: SPECS,
     build,
+    owns,
 };
 
+const SPECS: &[VarSpec] = &[
+    VarSpec { name: "docker_tls_port", kind: Kind::Int { min: 1, max: 65535 }, doc: "TLS port of the docker daemon (default 2376)" },
+    VarSpec { name: "docker_tls_bind", kind: Kind::Str, doc: "address the TLS port binds to (default 0.0.0.0)" },
+    VarSpec { name: "docker_tls_dir", kind: Kind::Str, doc: "where the daemon's CA, certificate and key are installed" },
+    VarSpec {
+        name: "docker_dockerd_args",
+        kind: Kind::Str,
+        doc: "dockerd flags kept in the systemd drop-in (default: the system containerd)",
+    },
+    VarSpec { name: "docker_daemon_config", kind: Kind::Map, doc: "extra daemon.json keys, merged over provision's own" },
+    VarSpec { name: "docker_registry_mirrors", kind: Kind::List, doc: "extra registry mirrors for the daemon" },
+    VarSpec {
+        name: "docker_ci_daemon",
+        kind: Kind::Bool,
+        doc: "run a second, dedicated docker daemon for CI on the TLS port (default false)",
+    },
+    VarSpec { name: "docker_ci_bridge", kind: Kind::Str, doc: "bridge interface of the CI daemon (default docker-ci0)" },
+    VarSpec {
+        name: "docker_ci_bridge_cidr",
+        kind: Kind::Str,
+        doc: "gateway address/prefix of the CI bridge; must not overlap docker0 or the host's networks",
+    },
+    VarSpec { name: "docker_ci_data_root", kind: Kind::Str, doc: "data root of the CI daemon (kept when the daemon is removed)" },
+    VarSpec {
+        name: "restart_drain_timeout",
+        kind: Kind::Int { min: 0, max: 86400 },
+        doc: "seconds a daemon restart that would stop job containers (no live-restore yet) waits for runner-* containers (default 1800; 0: restart at once)",
+    },
+];
+
+/// The docker_tls role's vars.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Vars {
+    /// TLS port.
+    pub docker_tls_port: u16,
+    /// Address the TLS port binds.
+    pub docker_tls_bind: String,
+    /// Where the daemon's CA, certificate and key go.
+    pub docker_tls_dir: String,
+    /// dockerd flags in the systemd drop-in.
+    pub docker_dockerd_args: String,
+    /// Extra daemon.json keys.
+    pub docker_daemon_config: Map<String, Json>,
+    /// Extra registry mirrors.
+    pub docker_registry_mirrors: Vec<String>,
+    /// Whether a dedicated CI daemon takes the TLS port.
+    pub docker_ci_daemon: bool,
+    /// The CI daemon's bridge.
+    pub docker_ci_bridge: String,
+    /// The CI bridge's gateway address/prefix.
+    pub docker_ci_bridge_cidr: String,
+    /// The CI daemon's data root.
+    pub docker_ci_data_root: String,
+    /// Seconds a restart waits for job containers (0: none).
+    pub restart_drain_timeout: u32,
+}
+
+impl Vars {
+    /// Reads and checks the role's vars: the dockerd flags and the bridge go into unit lines.
+    pub fn read(vars: &HostVars) -> Result<Self, InputError> {
+        let v: Vars = typed::from_vars(vars, SPECS)?;
+        typed::check_at(vars, "docker_dockerd_args", sh::check_unit_value("docker_dockerd_args", &v.docker_dockerd_args, false))?;
+        typed::check_at(vars, "docker_ci_bridge", check_bridge(&v.docker_ci_bridge))?;
+        typed::check_at(vars, "docker_tls_dir", super::check_abs_path("docker_tls_dir", &v.docker_tls_dir))?;
+        typed::check_at(vars, "docker_ci_data_root", super::check_abs_path("docker_ci_data_root", &v.docker_ci_data_root))?;
+        Ok(v)
+    }
+}
+
+/// A Linux interface name: 1 to 15 letters, digits, `_`, `.`, `-`, not starting with `-`.
+fn check_bridge(name: &str) -> Result<(), String> {
+    sh::check_name("docker_ci_bridge", name)?;
+    if name.len() > 15 {
+        return Err(format!("docker_ci_bridge `{name}` is longer than 15 characters (the limit of interface names)"));
+    }
+    Ok(())
+}
+
 fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
-    let host = &ctx.host.vars.host;
-    let dir = ctx.str("docker_tls_dir");
+    let v = ctx.facts.docker_tls.as_ref().expect("docker_tls vars of a docker_tls host");
+    let host = ctx.name();
+    let dir = &v.docker_tls_dir;
     let certs = ctx.certs;
-    desired.handler(RESTART_DOCKER, &restart_or_restore_script("docker.service", &[DAEMON_JSON, DROP_IN]));
-    desired.steps.push(Step::new(Directory::new(&dir).mode(0o755)));
+    let restart = drain_script(&Daemon::default(), HOST_UNIT, v.restart_drain_timeout)
+        + &restart_or_restore_script(HOST_UNIT, &[DAEMON_JSON, DROP_IN]);
+    desired.handler(RESTART_DOCKER, &restart);
+    desired.steps.push(Step::new(Directory::new(dir).mode(0o755)));
     for (name, content, secret) in [
         ("ca.pem", ctx.read_cert(certs.ca_cert())?, false),
         ("server-cert.pem", ctx.read_cert(certs.server_cert(host))?, false),
@@ -102,81 +146,110 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
         let f = if secret { f.mode(0o600).secret() } else { f };
         desired.steps.push(Step::new(f).notify(RESTART_DOCKER));
     }
-    let ci = ci_daemon_enabled(ctx.host);
+    let ci = ctx.topology().ci_daemon;
     // Only one daemon can hold the TLS port: a CI daemon being removed goes first, so the host
     // daemon can take the port back; one being added comes after the host daemon let it go.
     if !ci {
-        ci_daemon_absent(ctx, desired)?;
+        ci_daemon_absent(v, desired);
     }
-    let host_json = daemon_json(ctx, &dir, !ci)?;
+    let host_json = daemon_json(ctx, v, !ci);
     let json = File::new(DAEMON_JSON, host_json).validate(VALIDATE_DAEMON_JSON).keep_previous();
     desired.steps.push(Step::new(json).notify(RESTART_DOCKER));
     let dropin = format!(
         "# Managed by provision: the listen addresses are in /etc/docker/daemon.json, so -H fd://\n# (which conflicts with them) is cleared here.\n[Service]\nExecStart=\nExecStart=dockerd {} $DOCKER_OPTS\n",
-        ctx.str("docker_dockerd_args")
+        v.docker_dockerd_args
     );
     let step = unit_file_from(desired, File::new(DROP_IN, dropin).keep_previous()).notify(RESTART_DOCKER);
     desired.steps.push(step);
-    desired.steps.push(Step::new(Service::running("docker.service")));
-    if ci { ci_daemon(ctx, desired, &dir) } else { Ok(()) }
+    desired.steps.push(Step::new(Service::running(HOST_UNIT)));
+    if ci { ci_daemon(ctx, v, desired) } else { Ok(()) }
 }
 
 /// The dedicated CI daemon: own bridge, data root, exec root, pidfile and socket; it takes the
 /// TLS port.
-fn ci_daemon(ctx: &RoleContext, desired: &mut Desired, tls_dir: &str) -> Result<(), InputError> {
-    let cidr = check_cidr(ctx)?;
-    let mut json: serde_json::Value = serde_json::from_str(&daemon_json(ctx, tls_dir, true)?).expect("own JSON");
-    json["hosts"] = json!([format!("unix://{CI_SOCKET}"), format!("tcp://{}:{}", ctx.str("docker_tls_bind"), ctx.var("docker_tls_port"))]);
-    json["data-root"] = json!(ctx.str("docker_ci_data_root"));
+fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), InputError> {
+    let cidr = check_cidr(ctx, v)?;
+    let mut json = daemon_doc(ctx, v, true);
+    json["hosts"] = json!([format!("unix://{CI_SOCKET}"), format!("tcp://{}:{}", v.docker_tls_bind, v.docker_tls_port)]);
+    json["data-root"] = json!(v.docker_ci_data_root);
     json["exec-root"] = json!("/run/docker-ci");
     json["pidfile"] = json!("/run/docker-ci.pid");
-    json["bridge"] = json!(ctx.str("docker_ci_bridge"));
-    desired.handler(RESTART_DOCKER_CI, &restart_script("docker-ci.service", false));
+    json["bridge"] = json!(v.docker_ci_bridge);
+    let ci = Daemon { host: Some(format!("unix://{CI_SOCKET}")) };
+    desired.handler(RESTART_DOCKER_CI, &(drain_script(&ci, CI_UNIT, v.restart_drain_timeout) + &restart_script(CI_UNIT, false)));
     desired.steps.push(Step::new(Directory::new("/etc/docker-ci")));
     let text = serde_json::to_string_pretty(&json).expect("JSON") + "\n";
-    desired.steps.push(Step::new(File::new("/etc/docker-ci/daemon.json", text)).notify(RESTART_DOCKER_CI));
-    let mut extra = serde_json::Map::new();
-    extra.insert("bridge".into(), json!(ctx.str("docker_ci_bridge")));
-    extra.insert("cidr".into(), json!(cidr));
-    let unit = ctx.render_with("docker-ci.service", CI_UNIT, extra)?;
-    let step = unit_file(desired, "docker-ci.service", unit).notify(RESTART_DOCKER_CI);
+    desired.steps.push(Step::new(File::new(CI_DAEMON_JSON, text)).notify(RESTART_DOCKER_CI));
+    let values = json!({ "bridge": v.docker_ci_bridge, "cidr": cidr, "docker_dockerd_args": v.docker_dockerd_args });
+    let unit = ctx.render(CI_UNIT, CI_UNIT_TEMPLATE, values.as_object().expect("an object").clone())?;
+    let step = unit_file(desired, CI_UNIT, unit).notify(RESTART_DOCKER_CI);
     desired.steps.push(step);
-    desired.steps.push(Step::new(Service::running("docker-ci.service")));
+    desired.steps.push(Step::new(Service::running(CI_UNIT)));
     Ok(())
+}
+
+/// sh run before a daemon restart. A daemon running with live-restore keeps its containers
+/// through a restart; one without it (its first restart with provision's daemon.json, or
+/// live-restore turned off) would kill running builds, so the restart waits for job containers
+/// (`runner-*`) to finish, up to `timeout` seconds. Still running then, the restart is refused:
+/// the handler stays owed and the next apply tries again. `timeout` 0 restarts at once.
+fn drain_script(daemon: &Daemon, unit: &str, timeout: u32) -> String {
+    if timeout == 0 {
+        return String::new();
+    }
+    let docker = daemon.cli();
+    let mut s = Script::new();
+    s.line(&format!("if [ \"$({docker} info -f '{{{{.LiveRestoreEnabled}}}}' 2>/dev/null)\" != true ]; then"));
+    s.line(&format!("end=$(( $(date +%s) + {timeout} ))"));
+    s.line(&format!("while n=$({docker} ps --format '{{{{.Names}}}}' 2>/dev/null | grep -c '^runner-' || true); [ \"$n\" -gt 0 ]; do"));
+    s.cmd(
+        &Cmd::new("[").raw("\"$(date +%s)\"").arg("-ge").raw("\"$end\"").arg("]").raw("&&").arg("printf").arg(format!(
+            "%s job container(s) (runner-*) still run after {timeout}s: not restarting {unit} (builds would be killed; set restart_drain_timeout=0 to restart at once)\\n"
+        )).raw("\"$n\" >&2 && exit 1"),
+    );
+    s.cmd(
+        &Cmd::new("printf")
+            .arg(format!("waiting for %s job container(s) (runner-*) to finish before restarting {unit}\\n"))
+            .raw("\"$n\" >&2"),
+    );
+    s.line("sleep 5");
+    s.line("done");
+    s.line("fi");
+    s.into_string()
 }
 
 /// Without the CI daemon: a previous one is stopped and its unit, config and bridge removed
 /// (its data root stays, like docker's own on package removal).
-fn ci_daemon_absent(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
-    desired.steps.push(Step::new(Service::stopped("docker-ci.service")));
-    let step = unit_file_absent(desired, "docker-ci.service");
+fn ci_daemon_absent(v: &Vars, desired: &mut Desired) {
+    desired.steps.push(Step::new(Service::stopped(CI_UNIT)));
+    let step = unit_file_absent(desired, CI_UNIT);
     desired.steps.push(step);
-    desired.steps.push(Step::new(File::absent("/etc/docker-ci/daemon.json")));
+    desired.steps.push(Step::new(File::absent(CI_DAEMON_JSON)));
     desired.steps.push(Step::new(Directory::absent("/etc/docker-ci")));
-    desired.steps.push(Step::new(LinkAbsent { name: ctx.str("docker_ci_bridge") }));
-    Ok(())
+    desired.steps.push(Step::new(LinkAbsent { name: v.docker_ci_bridge.clone() }));
 }
 
 /// The CI bridge's `address/prefix`, checked: IPv4, prefix 8..=30, not overlapping docker0
 /// (172.17.0.0/16 unless `bip` says otherwise) or the host's own addresses.
-fn check_cidr(ctx: &RoleContext) -> Result<String, InputError> {
-    let raw = ctx.str("docker_ci_bridge_cidr");
+fn check_cidr(ctx: &RoleContext, v: &Vars) -> Result<String, InputError> {
+    let raw = &v.docker_ci_bridge_cidr;
     let err = |msg: String| ctx.error_at("docker_ci_bridge_cidr", msg, "bad bridge network");
-    let net = parse_cidr(&raw).ok_or_else(|| err(format!("`docker_ci_bridge_cidr` must look like 172.30.0.1/16, found `{raw}`")))?;
-    let bip = ctx.var("docker_daemon_config").get("bip").and_then(|v| v.as_str()).unwrap_or("172.17.0.1/16").to_string();
+    let net = parse_cidr(raw).ok_or_else(|| err(format!("`docker_ci_bridge_cidr` must look like 172.30.0.1/16, found `{raw}`")))?;
+    let bip = v.docker_daemon_config.get("bip").and_then(|v| v.as_str()).unwrap_or("172.17.0.1/16").to_string();
     if let Some(docker0) = parse_cidr(&bip)
         && net.overlaps(docker0)
     {
         return Err(err(format!("`docker_ci_bridge_cidr` {raw} overlaps the host daemon's bridge {bip}")));
     }
-    for addr in [&ctx.host.connection.private_address, &ctx.host.connection.address] {
+    let conn = &ctx.host().connection;
+    for addr in [&conn.private_address, &conn.address] {
         if let Ok(ip) = addr.parse::<std::net::Ipv4Addr>()
             && net.overlaps(Cidr::host(ip))
         {
             return Err(err(format!("`docker_ci_bridge_cidr` {raw} contains the host's address {addr}")));
         }
     }
-    Ok(raw)
+    Ok(raw.clone())
 }
 
 /// The bridge's `address/prefix` (prefix 8 or longer).
@@ -184,13 +257,13 @@ fn parse_cidr(s: &str) -> Option<Cidr> {
     Cidr::parse_address(s).filter(|c| c.prefix >= 8)
 }
 
-/// daemon.json: listen addresses (the TLS port only with `tls`), registry mirrors, then the
-/// user's extra keys on top.
-pub fn daemon_json(ctx: &RoleContext, tls_dir: &str, tls: bool) -> Result<String, InputError> {
-    let port = ctx.var("docker_tls_port").as_i64().unwrap_or(2376);
+/// daemon.json: listen addresses (the TLS port only with `tls`), live-restore, registry
+/// mirrors, then the user's extra keys on top.
+fn daemon_doc(ctx: &RoleContext, v: &Vars, tls: bool) -> Json {
+    let tls_dir = &v.docker_tls_dir;
     let mut doc = if tls {
         json!({
-            "hosts": ["unix:///var/run/docker.sock", format!("tcp://{}:{port}", ctx.str("docker_tls_bind"))],
+            "hosts": [format!("unix://{HOST_SOCKET}"), format!("tcp://{}:{}", v.docker_tls_bind, v.docker_tls_port)],
             "tls": true,
             "tlsverify": true,
             "tlscacert": format!("{tls_dir}/ca.pem"),
@@ -198,25 +271,50 @@ pub fn daemon_json(ctx: &RoleContext, tls_dir: &str, tls: bool) -> Result<String
             "tlskey": format!("{tls_dir}/server-key.pem"),
         })
     } else {
-        json!({ "hosts": ["unix:///var/run/docker.sock"] })
+        json!({ "hosts": [format!("unix://{HOST_SOCKET}")] })
     };
-    let mut mirrors = ctx.var("docker_registry_mirrors").as_array().cloned().unwrap_or_default();
-    if let Some(own) = super::registry::mirror_url(ctx) {
-        mirrors.insert(0, Json::String(own));
+    // Containers (dind with its builds, the registry cache, job containers) keep running while
+    // the daemon restarts for a config change.
+    doc["live-restore"] = json!(true);
+    let mut mirrors: Vec<Json> = v.docker_registry_mirrors.iter().cloned().map(Json::String).collect();
+    if let Some(own) = &ctx.topology().mirror {
+        mirrors.insert(0, Json::String(own.clone()));
     }
     if !mirrors.is_empty() {
         doc["registry-mirrors"] = Json::Array(mirrors);
     }
-    let extra: Map<String, Json> = ctx.var("docker_daemon_config").as_object().cloned().unwrap_or_default();
-    for (k, v) in extra {
-        doc[k] = v;
+    for (k, val) in &v.docker_daemon_config {
+        doc[k] = val.clone();
     }
-    Ok(serde_json::to_string_pretty(&doc).expect("JSON") + "\n")
+    doc
+}
+
+fn daemon_json(ctx: &RoleContext, v: &Vars, tls: bool) -> String {
+    serde_json::to_string_pretty(&daemon_doc(ctx, v, tls)).expect("JSON") + "\n"
+}
+
+fn owns(host: &HostFacts, owned: &mut Owned) {
+    owned.log(Some("docker"), HOST_UNIT, true);
+    owned.config(DAEMON_JSON, ConfigFormat::Json);
+    if host.topology.ci_daemon {
+        owned.log(Some("docker-ci"), CI_UNIT, true);
+        owned.config(CI_DAEMON_JSON, ConfigFormat::Json);
+        owned.daemons.push(DockerEndpoint { label: "CI daemon", socket: CI_SOCKET.to_string(), dind: false });
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cidr;
+    use super::{Daemon, drain_script, parse_cidr};
+
+    #[test]
+    fn a_restart_without_live_restore_waits_for_job_containers() {
+        assert_eq!(drain_script(&Daemon::default(), "docker.service", 0), "", "0: at once");
+        let s = drain_script(&Daemon::default(), "docker.service", 1800);
+        assert!(s.contains("LiveRestoreEnabled") && s.contains("grep -c '^runner-'") && s.contains("+ 1800"), "{s}");
+        let o = std::process::Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
+        assert!(o.status.success(), "valid sh: {}\n{s}", String::from_utf8_lossy(&o.stderr));
+    }
 
     #[test]
     fn cidr_overlap() {

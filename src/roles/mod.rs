@@ -3,13 +3,24 @@
 //!
 //! Which roles a host gets: its `roles` var when set, otherwise by group: hosts in `slave`
 //! get [`SLAVE_ROLES`], hosts in `master` get [`MASTER_ROLES`].
+//!
+//! Each role reads its vars once into its own struct (defaults in its YAML), the host's docker
+//! layout is derived once ([`topology::DockerTopology`]), and other hosts are read through the
+//! run's [`topology::Fleet`]. Roles also say what they own ([`owned::Owned`]) for `debug`.
 
 pub mod cleanup;
+pub mod common;
 pub mod dind;
 pub mod docker_client;
 pub mod docker_tls;
+pub mod owned;
+pub mod redact;
 pub mod registry;
 pub mod runner;
+pub mod topology;
+pub mod typed;
+
+use std::path::PathBuf;
 
 use minijinja::value::{Serde, Value};
 use serde_json::Value as Json;
@@ -17,15 +28,19 @@ use serde_json::Value as Json;
 use crate::engine::Desired;
 use crate::error::InputError;
 use crate::project::{HostSpec, Project};
+use crate::resources::docker::Daemon;
+use crate::sh;
 use crate::vars::VarMap;
 use crate::vars::schema::VarSpec;
+pub use owned::Owned;
+pub use topology::{DockerTopology, Fleet, HostFacts};
 
 /// Roles of hosts in the `slave` group.
 pub const SLAVE_ROLES: &[&str] = &["docker_tls", "registry", "dind", "cleanup"];
 /// Roles of hosts in the `master` group.
 pub const MASTER_ROLES: &[&str] = &["docker_client_certs", "runner"];
 
-/// A role: its name, defaults (YAML), var types, and how it builds resources.
+/// A role: its name, defaults (YAML), var types, how it builds resources and what it owns.
 pub struct Role {
     /// Name used in the `roles` var.
     pub name: &'static str,
@@ -35,6 +50,14 @@ pub struct Role {
     pub specs: &'static [VarSpec],
     /// Adds the role's resources for a host.
     pub build: fn(&RoleContext, &mut Desired) -> Result<(), InputError>,
+    /// Adds the units, containers, daemons and files the role owns on a host.
+    pub owns: fn(&HostFacts, &mut Owned),
+}
+
+impl std::fmt::Debug for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
 }
 
 /// Every role, in the order they apply on a host.
@@ -42,31 +65,47 @@ pub const ROLES: &[&Role] = &[&docker_tls::ROLE, &registry::ROLE, &dind::ROLE, &
 
 /// What a role sees of a host.
 pub struct RoleContext<'a> {
-    /// The host.
-    pub host: &'a HostSpec,
-    /// The project (for templates).
-    pub project: &'a Project,
+    /// The host: its vars read into the roles' structs, and its docker topology.
+    pub facts: &'a HostFacts,
+    /// Every host of the run (a runner reads its slave's topology here).
+    pub fleet: &'a Fleet<'a>,
     /// The certificates (already ensured).
     pub certs: &'a crate::certs::CertsDir,
 }
 
 impl RoleContext<'_> {
-    /// A var's value (role defaults make every role var present).
-    pub fn var(&self, name: &str) -> &Json {
-        self.host.vars.get(name).map_or(&Json::Null, |r| &r.value)
+    /// The host and its resolved vars.
+    pub fn host(&self) -> &HostSpec {
+        &self.facts.spec
     }
 
-    /// A string var; an unset (or null) var is empty.
+    /// The host's inventory name.
+    pub fn name(&self) -> &str {
+        self.facts.name()
+    }
+
+    /// The project (inventory, template environment).
+    pub fn project(&self) -> &Project {
+        self.fleet.project()
+    }
+
+    /// The host's docker daemons.
+    pub fn topology(&self) -> &DockerTopology {
+        &self.facts.topology
+    }
+
+    /// A string var outside every role's struct (the ids the cloud inventory writes, read by
+    /// autoscaling runners); unset or null is empty.
     pub fn str(&self, name: &str) -> String {
-        match self.var(name) {
-            Json::String(s) => s.clone(),
-            Json::Null => String::new(),
-            other => other.to_string(),
+        match self.facts.spec.vars.get(name).map(|r| &r.value) {
+            Some(Json::String(s)) => s.clone(),
+            None | Some(Json::Null) => String::new(),
+            Some(other) => other.to_string(),
         }
     }
 
     /// A file from the certs directory (its absence means certificates were not generated).
-    pub fn read_cert(&self, path: std::path::PathBuf) -> Result<Vec<u8>, InputError> {
+    pub fn read_cert(&self, path: PathBuf) -> Result<Vec<u8>, InputError> {
         self.certs
             .read(&path)
             .map_err(|e| InputError::plain(format!("cannot read {}: {e} (run `provision certs generate`)", path.display())))
@@ -74,70 +113,82 @@ impl RoleContext<'_> {
 
     /// An error pointing at where the var `name` is set (role defaults included).
     pub fn error_at(&self, name: &str, message: String, label: &str) -> InputError {
-        match self.host.vars.get(name) {
+        match self.facts.spec.vars.get(name) {
             Some(r) => InputError::at(r.span, message, label),
-            None => InputError::plain(format!("{}: {message}", self.host.vars.host)),
+            None => InputError::plain(format!("{}: {message}", self.name())),
         }
     }
 
     /// A path on this machine from a var: `~` expanded, relative to the inventory's directory.
-    pub fn local_path(&self, p: &str) -> std::path::PathBuf {
+    pub fn local_path(&self, p: &str) -> PathBuf {
         let p = crate::vars::template::expand_home(p);
-        if p.is_absolute() { p } else { self.project.inventory.dir().join(p) }
+        if p.is_absolute() { p } else { self.project().inventory.dir().join(p) }
     }
 
-    /// Renders an embedded template with the host's vars.
-    pub fn render(&self, template_name: &str, source: &str) -> Result<String, InputError> {
-        self.render_with(template_name, source, serde_json::Map::new())
-    }
-
-    /// Renders an embedded template with the host's vars and `extra` values over them.
-    pub fn render_with(&self, template_name: &str, source: &str, extra: serde_json::Map<String, Json>) -> Result<String, InputError> {
-        let vars: serde_json::Map<String, Json> = self.host.vars.vars.iter().map(|(k, r)| (k.clone(), r.value.clone())).collect();
-        let mut ctx = vars;
-        ctx.extend(extra);
-        ctx.insert("inventory_hostname".into(), Json::String(self.host.vars.host.clone()));
-        ctx.insert("private_address".into(), Json::String(self.host.connection.private_address.clone()));
-        self.project
+    /// Renders an embedded template with exactly `values` (plus `inventory_hostname`): the
+    /// role decides what a template sees, no var is looked up by name.
+    pub fn render(&self, template_name: &str, source: &str, values: serde_json::Map<String, Json>) -> Result<String, InputError> {
+        let mut ctx = values;
+        ctx.insert("inventory_hostname".into(), Json::String(self.name().to_string()));
+        self.project()
             .env
             .render_str(source, Value::from(Serde(&Json::Object(ctx))))
-            .map_err(|e| InputError::plain(format!("rendering {template_name} for {}: {e}", self.host.vars.host)))
+            .map_err(|e| InputError::plain(format!("rendering {template_name} for {}: {e}", self.name())))
+    }
+
+    /// An image step: loaded from `image_archives` when the vars give an archive for it, else
+    /// pulled.
+    pub fn image_step(&self, reference: &str, daemon: Daemon) -> crate::engine::Step {
+        crate::engine::Step::new(crate::resources::docker::Image {
+            reference: reference.to_string(),
+            archive: self.image_archive(reference),
+            daemon,
+        })
+    }
+
+    fn image_archive(&self, reference: &str) -> Option<PathBuf> {
+        self.facts.common.image_archives.get(reference).map(|p| self.local_path(p))
+    }
+
+    /// The image id a container of `reference` must run when the image comes from an archive
+    /// (so a rebuilt archive under the same tag recreates the container in the same run).
+    pub fn archived_image_id(&self, reference: &str) -> Option<String> {
+        self.image_archive(reference).and_then(|p| crate::resources::image_archive::image_id(&p, reference).ok().flatten())
     }
 }
 
-/// An image step: loaded from `image_archives` when the vars give an archive for it, else pulled.
-pub fn image_step(ctx: &RoleContext, reference: &str, daemon: crate::resources::docker::Daemon) -> crate::engine::Step {
-    crate::engine::Step::new(crate::resources::docker::Image {
-        reference: reference.to_string(),
-        archive: image_archive(ctx, reference),
-        daemon,
-    })
+/// Refuses an image reference that is not one: it would otherwise reach `docker` as an option
+/// (`-v/:/host`) or as several words.
+pub fn check_image(reference: &str) -> Result<(), String> {
+    sh::check_not_option("image", reference)?;
+    let ok = !reference.is_empty() && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:/@".contains(&b));
+    if ok { Ok(()) } else { Err(format!("image `{reference}` is not an image reference (letters, digits, `._-:/@`)")) }
 }
 
-fn image_archive(ctx: &RoleContext, reference: &str) -> Option<std::path::PathBuf> {
-    ctx.var("image_archives").get(reference).and_then(Json::as_str).map(|p| ctx.local_path(p))
+/// Refuses a host path that is not absolute or would break a `-v source:target` volume spec
+/// or a unit line.
+pub fn check_abs_path(what: &str, path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.contains(':') || path.chars().any(char::is_control) {
+        return Err(format!("{what} `{path}` must be an absolute path without `:` or control characters"));
+    }
+    Ok(())
 }
 
-/// The image id a container of `reference` must run when the image comes from an archive (so
-/// a rebuilt archive under the same tag recreates the container in the same run).
-pub fn archived_image_id(ctx: &RoleContext, reference: &str) -> Option<String> {
-    image_archive(ctx, reference).and_then(|p| crate::resources::image_archive::image_id(&p, reference).ok().flatten())
-}
-
-/// The role defaults of every role, as one var layer.
+/// The role defaults of every role (and the shared settings), as one var layer.
 pub fn defaults() -> Result<VarMap, InputError> {
     let mut out = VarMap::new();
-    for role in ROLES {
-        let id = crate::source::register_named(format!("role defaults ({})", role.name), role.defaults.to_string());
-        let node = crate::yaml::parse(id, role.defaults)?;
-        out.extend(crate::vars::map_from_node(&node, &format!("defaults of role {}", role.name))?);
+    let layers = std::iter::once(("common", common::DEFAULTS)).chain(ROLES.iter().map(|r| (r.name, r.defaults)));
+    for (name, yaml) in layers {
+        let id = crate::source::register_named(format!("role defaults ({name})"), yaml.to_string());
+        let node = crate::yaml::parse(id, yaml)?;
+        out.extend(crate::vars::map_from_node(&node, &format!("defaults of role {name}"))?);
     }
     Ok(out)
 }
 
-/// The var types of every role.
+/// The var types of every role (and the shared settings).
 pub fn specs() -> Vec<VarSpec> {
-    ROLES.iter().flat_map(|r| r.specs.iter().copied()).collect()
+    common::SPECS.iter().copied().chain(ROLES.iter().flat_map(|r| r.specs.iter().copied())).collect()
 }
 
 /// The roles that apply to `host`, in application order.
@@ -173,18 +224,14 @@ pub fn for_host(host: &HostSpec) -> Result<Vec<&'static Role>, InputError> {
 }
 
 /// Everything `host` should have.
-pub fn desired(project: &Project, host: &HostSpec, certs: &crate::certs::CertsDir) -> Result<Desired, InputError> {
+pub fn desired(fleet: &Fleet, host: &HostSpec, certs: &crate::certs::CertsDir) -> Result<Desired, InputError> {
+    let facts = fleet.host(&host.vars.host)?;
     let mut desired = Desired::default();
-    let ctx = RoleContext { host, project, certs };
-    for role in for_host(host)? {
+    let ctx = RoleContext { facts: &facts, fleet, certs };
+    for role in &facts.roles {
         (role.build)(&ctx, &mut desired)?;
     }
     Ok(desired)
-}
-
-/// Whether `host` has the role named `name`.
-pub fn has_role(host: &HostSpec, name: &str) -> bool {
-    for_host(host).is_ok_and(|roles| roles.iter().any(|r| r.name == name))
 }
 
 /// Whether `host` runs a TLS docker daemon and so needs a server certificate.

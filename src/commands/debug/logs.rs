@@ -5,86 +5,82 @@ use crate::cli::LogsArgs;
 use crate::error::Result;
 use crate::output;
 use crate::project::{HostSpec, Project};
-use crate::roles;
+use crate::roles::Owned;
+use crate::sh::{Cmd, Script};
 use crate::transport::ssh::Ssh;
-use crate::vars::template::shell_quote as q;
 
-/// What `debug logs` shows for a host when no unit is named.
-pub fn default_units(host: &HostSpec) -> Vec<String> {
-    let mut units = Vec::new();
-    if roles::has_role(host, roles::docker_tls::ROLE.name) {
-        units.push("docker.service".to_string());
-        if roles::docker_tls::ci_daemon_enabled(host) {
-            units.push("docker-ci.service".to_string());
-        }
-    }
-    if roles::has_role(host, roles::runner::ROLE.name) {
-        units.push(match host.vars.str("runner_install") {
-            Some("package") => "gitlab-runner.service".to_string(),
-            _ => host.vars.str("runner_container_name").unwrap_or("gitlab-runner").to_string(),
-        });
-    }
-    units
-}
+use super::Job;
 
-/// The short names operators use, and what they mean on the host.
-fn resolve(name: &str) -> String {
-    match name {
-        "docker" => "docker.service",
-        "docker-ci" => "docker-ci.service",
-        "registry" => "registry-cache",
-        "cleanup" => "docker-cleanup.service",
-        "dind-cleanup" => "docker-cleanup-dind.service",
-        other => other,
+/// The units or containers to show on a host: those named (a role's short name such as
+/// `registry`, or a unit or container name), else those its roles show by default.
+fn units_for(owned: &Owned, named: &[String]) -> Vec<String> {
+    if named.is_empty() {
+        owned.logs.iter().filter(|l| l.by_default).map(|l| l.name.clone()).collect()
+    } else {
+        named.iter().map(|n| owned.resolve_log(n)).collect()
     }
-    .to_string()
 }
 
 /// sh printing (or following) the log of `name`: a container's log if a container has that
 /// name, else the systemd journal of the unit.
 fn log_command(name: &str, args: &LogsArgs) -> String {
-    let n = args.lines;
-    let follow = if args.follow { " -f" } else { "" };
-    let since_j = args.since.as_deref().map(|s| format!(" --since {}", q(s))).unwrap_or_default();
-    let journal = format!("journalctl -u {} -n {n} --no-pager -o short-iso{since_j}{follow}", q(name));
-    let docker = format!(
-        "docker logs --tail {n}{}{follow} {} 2>&1",
-        args.since.as_deref().map(|s| format!(" --since {}", q(s))).unwrap_or_default(),
-        q(name)
-    );
-    if name.ends_with(".service") || name.ends_with(".timer") {
-        return journal;
+    let n = args.lines.to_string();
+    let mut journal = Cmd::new("journalctl").arg("-u").arg(name).args(["-n", &n, "--no-pager", "-o", "short-iso"]);
+    let mut docker = Cmd::new("docker").args(["logs", "--tail", &n]);
+    if let Some(since) = &args.since {
+        journal = journal.arg("--since").arg(since);
+        docker = docker.arg("--since").arg(since);
     }
+    if args.follow {
+        journal = journal.arg("-f");
+        docker = docker.arg("-f");
+    }
+    let docker = docker.end_of_options().arg(name).raw("2>&1");
+    if name.ends_with(".service") || name.ends_with(".timer") {
+        return journal.render();
+    }
+    let is_container = Cmd::new("docker").args(["inspect", "--type", "container"]).end_of_options().arg(name).raw(">/dev/null 2>&1");
+    let load_state = Cmd::new("systemctl").args(["show", "-p", "LoadState", "--value"]).end_of_options().arg(name).raw("2>/dev/null");
+    let missing = Cmd::new("printf").arg("%s\\n").arg(format!("no container or systemd unit named {name}"));
     format!(
-        "if docker inspect --type container {nq} >/dev/null 2>&1; then {docker}; \
-         elif [ -n \"$(systemctl show -p LoadState --value {nq} 2>/dev/null | grep -v not-found)\" ]; then {journal}; \
-         else echo 'no container or systemd unit named {plain}'; exit 1; fi",
-        nq = q(name),
-        plain = name.replace('\'', ""),
+        "if {is_container}; then {docker}; \
+         elif [ -n \"$({load_state} | grep -v not-found)\" ]; then {journal}; \
+         else {missing}; exit 1; fi"
     )
 }
 
 /// Runs the command.
-pub fn run(project: &Project, args: &LogsArgs) -> Result<i32> {
-    let hosts = project.hosts(Some(&args.target))?;
-    let units = |h: &HostSpec| if args.units.is_empty() { default_units(h) } else { args.units.iter().map(|u| resolve(u)).collect() };
+pub fn run(project: &Project, limit: Option<&str>, args: &LogsArgs) -> Result<i32> {
+    let hosts = super::targets(project, limit, &args.target)?;
+    let owned = super::owned(project, &hosts)?;
+    let units: Vec<Vec<String>> = owned.iter().map(|o| units_for(o, &args.units)).collect();
     if args.follow {
         return follow(&hosts, &units, args);
     }
-    let results = super::run_on_each(&hosts, |h| {
-        units(h)
-            .iter()
-            .map(|u| format!("printf '==> %s <==\\n' {}\n{}\n", q(u), log_command(u, args)))
-            .collect::<Vec<_>>()
-            .join("rc=$?; [ \"$rc\" -eq 0 ] || failed=$rc\n")
-            + "rc=$?; [ \"$rc\" -eq 0 ] || failed=$rc\nexit ${failed:-0}\n"
-    });
+    let jobs = units
+        .iter()
+        .map(|units| {
+            if units.is_empty() {
+                return Job::Skip("nothing to show by default here (name a unit or container)".into());
+            }
+            let mut s = Script::new();
+            for u in units {
+                s.cmd(&Cmd::new("printf").arg("==> %s <==\\n").arg(u));
+                s.line(&log_command(u, args));
+                s.line("rc=$?; [ \"$rc\" -eq 0 ] || failed=$rc");
+            }
+            s.line("exit ${failed:-0}");
+            Job::Run(s.into_string())
+        })
+        .collect();
+    let results = super::run_on_each(&hosts, jobs);
     super::print_grouped(&hosts, &results, |_, out| out.to_string())
 }
 
 /// Streams every (host, unit) at once, each line prefixed, until Ctrl-C (or every stream ends).
-fn follow(hosts: &[HostSpec], units: &dyn Fn(&HostSpec) -> Vec<String>, args: &LogsArgs) -> Result<i32> {
-    let pairs: Vec<(HostSpec, String)> = hosts.iter().flat_map(|h| units(h).into_iter().map(move |u| (h.clone(), u))).collect();
+fn follow(hosts: &[HostSpec], units: &[Vec<String>], args: &LogsArgs) -> Result<i32> {
+    let pairs: Vec<(HostSpec, String)> =
+        hosts.iter().zip(units).flat_map(|(h, us)| us.iter().map(move |u| (h.clone(), u.clone()))).collect();
     let width = pairs.iter().map(|(h, u)| h.vars.host.len() + u.len() + 1).max().unwrap_or(0);
     let rt = super::runtime()?;
     let failed = rt.block_on(async {
@@ -107,7 +103,7 @@ fn follow(hosts: &[HostSpec], units: &dyn Fn(&HostSpec) -> Vec<String>, args: &L
                         loop {
                             tokio::select! {
                                 line = stream.next_line() => match line {
-                                    Some(line) => output::out(&format!("{label} | {line}\n")),
+                                    Some(line) => output::out(&format!("{label} | {}\n", super::escape_controls(&line))),
                                     None => break,
                                 },
                                 _ = stop.changed() => break,

@@ -10,6 +10,8 @@
 //! store, on host directories: recreating the runner container (an image roll) neither loses
 //! the plugin nor forgets the live machines.
 
+use serde::Deserialize;
+use crate::vars::schema::{Kind, VarSpec};
 use serde_json::{Map, Value as Json, json};
 
 use crate::cloud::{TAG_BY, TAG_RUNNER, TAG_STACK};
@@ -79,19 +81,51 @@ pub struct StackVars {
     pub runners: Vec<Map<String, Json>>,
 }
 
+/// The generated cloud inventory's vars the runner reads (typed once, see [`StackVars::of`]).
+const STACK_SPECS: &[VarSpec] = &[
+    VarSpec { name: "cloud_stack", kind: Kind::Str, doc: "the stack's name (generated cloud inventory)" },
+    VarSpec { name: "cloud_region", kind: Kind::Str, doc: "the stack's region" },
+    VarSpec { name: "cloud_vpc_id", kind: Kind::Str, doc: "the stack's VPC" },
+    VarSpec { name: "cloud_private_subnet_id", kind: Kind::Str, doc: "the stack's private subnet" },
+    VarSpec { name: "cloud_private_zone", kind: Kind::Str, doc: "the private subnet's zone letter" },
+    VarSpec { name: "cloud_worker_security_group", kind: Kind::Str, doc: "the workers' security group name" },
+    VarSpec { name: "cloud_worker_instance_profile", kind: Kind::Str, doc: "the workers' instance profile" },
+    VarSpec { name: "cloud_fleets", kind: Kind::Map, doc: "fleet name → auto scaling group name" },
+    VarSpec { name: "runners", kind: Kind::List, doc: "the runners in config.toml" },
+];
+
+/// The vars of [`STACK_SPECS`], as they deserialize.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawStackVars {
+    cloud_stack: String,
+    cloud_region: String,
+    cloud_vpc_id: String,
+    cloud_private_subnet_id: String,
+    cloud_private_zone: String,
+    cloud_worker_security_group: String,
+    cloud_worker_instance_profile: String,
+    cloud_fleets: Map<String, Json>,
+    runners: Vec<Json>,
+}
+
 impl StackVars {
-    /// Reads them from a host's vars.
+    /// Reads them from a host's vars (unset or mistyped: empty, the runner then says what is missing).
     pub fn of(ctx: &RoleContext) -> Self {
+        let raw: RawStackVars = crate::roles::typed::from_vars(&ctx.host().vars, STACK_SPECS).unwrap_or_default();
         StackVars {
-            stack: ctx.str("cloud_stack"),
-            region: ctx.str("cloud_region"),
-            vpc_id: ctx.str("cloud_vpc_id"),
-            private_subnet_id: ctx.str("cloud_private_subnet_id"),
-            private_zone: ctx.str("cloud_private_zone"),
-            worker_security_group: ctx.str("cloud_worker_security_group"),
-            worker_instance_profile: ctx.str("cloud_worker_instance_profile"),
-            fleets: ctx.var("cloud_fleets").as_object().cloned().unwrap_or_default(),
-            runners: ctx.var("runners").as_array().into_iter().flatten().filter_map(Json::as_object).cloned().collect(),
+            stack: raw.cloud_stack,
+            region: raw.cloud_region,
+            vpc_id: raw.cloud_vpc_id,
+            private_subnet_id: raw.cloud_private_subnet_id,
+            private_zone: raw.cloud_private_zone,
+            worker_security_group: raw.cloud_worker_security_group,
+            worker_instance_profile: raw.cloud_worker_instance_profile,
+            fleets: raw.cloud_fleets,
+            runners: raw.runners.into_iter().filter_map(|r| match r {
+                Json::Object(m) => Some(m),
+                _ => None,
+            }).collect(),
         }
     }
 

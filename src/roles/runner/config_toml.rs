@@ -160,6 +160,16 @@ fn to_value(j: &Json) -> Option<toml_edit::Value> {
     })
 }
 
+/// config.toml as shown in plans and diffs: secrets masked from the parsed file (tokens, S3
+/// keys, secret `environment` entries, docker-machine's secret options), whatever file the
+/// host had.
+pub fn redacted(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    crate::roles::redact::redact(text, crate::roles::owned::ConfigFormat::Toml)
+}
+
 /// A runner found in an existing config.toml.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Existing {
@@ -235,6 +245,22 @@ mod tests {
         assert_eq!(r["output_limit"].as_integer(), Some(8192));
         assert_eq!(r["custom_build_dir"]["enabled"].as_bool(), Some(true));
         assert!(text.starts_with("# Managed by provision"), "{text}");
+    }
+
+    #[test]
+    fn diffs_show_no_secret_of_the_parsed_file() {
+        let mut r = runner();
+        r.environment.push("DEPLOY_TOKEN=env-secret-1".into());
+        r.cache.as_mut().unwrap().credentials = Some(("AKIAEXAMPLE".into(), "s3-secret-key-1".into()));
+        r.extra.insert(
+            "machine".into(),
+            serde_json::json!({"MachineOptions": ["amazonec2-region=eu-west-1", "amazonec2-secret-key=aws-secret-1"]}),
+        );
+        let shown = redacted(&render(1, 3, &[r]));
+        for secret in ["glrt-secret", "env-secret-1", "s3-secret-key-1", "aws-secret-1"] {
+            assert!(!shown.contains(secret), "{secret} in\n{shown}");
+        }
+        assert!(shown.contains("amazonec2-region=eu-west-1") && shown.contains("SecretKey = \"***\""), "{shown}");
     }
 
     #[test]

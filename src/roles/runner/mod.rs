@@ -9,7 +9,11 @@ mod spec;
 
 use std::sync::Arc;
 
-use super::{Role, RoleContext};
+use serde::Deserialize;
+
+use super::owned::{ConfigFormat, Owned};
+use super::topology::HostFacts;
+use super::{Role, RoleContext, typed};
 use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::resources::directory::Directory;
@@ -17,10 +21,17 @@ use crate::resources::docker::{Container, ContainerAbsent, Daemon};
 use crate::resources::file::File;
 use crate::resources::package::Package;
 use crate::resources::service::Service;
+use crate::sh;
+use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
 
 /// The runner role.
-pub const ROLE: Role = Role { name: "runner", defaults: DEFAULTS, specs: SPECS, build };
+pub const ROLE: Role = Role { name: "runner", defaults: DEFAULTS, specs: SPECS, build, owns };
+
+/// The runner's config file, in `runner_config_dir`.
+const CONFIG_FILE: &str = "config.toml";
+/// The package's systemd unit.
+const PACKAGE_UNIT: &str = "gitlab-runner.service";
 
 const DEFAULTS: &str = r#"runner_install: container
 runner_version: "18.10.1"
@@ -41,10 +52,10 @@ runner_cache_s3_access_key: ""
 runner_cache_s3_secret_key: ""
 runner_cache_shared: true
 gitlab_url: https://gitlab.com
-gitlab_allow_http: false
-gitlab_ca_file: ""
 gitlab_api_token: ""
 gitlab_registration_token: ""
+gitlab_allow_http: false
+gitlab_ca_file: ""
 runners:
   - name: "{{ inventory_hostname }}-docker"
 "#;
@@ -77,53 +88,141 @@ const SPECS: &[VarSpec] = &[
     VarSpec { name: "runner_cache_s3_secret_key", kind: Kind::Str, doc: "S3 secret key (secret)" },
     VarSpec { name: "runner_cache_shared", kind: Kind::Bool, doc: "cache shared between runners" },
     VarSpec { name: "gitlab_url", kind: Kind::Str, doc: "GitLab URL runners register with (default per runner)" },
-    VarSpec { name: "gitlab_allow_http", kind: Kind::Bool, doc: "accept http:// GitLab URLs (tokens cross the network in clear)" },
-    VarSpec { name: "gitlab_ca_file", kind: Kind::Str, doc: "PEM file of a private GitLab CA, trusted besides the system store" },
     VarSpec { name: "gitlab_api_token", kind: Kind::Str, doc: "personal access token with `create_runner` (secret)" },
     VarSpec { name: "gitlab_registration_token", kind: Kind::Str, doc: "legacy registration token (secret)" },
+    VarSpec { name: "gitlab_allow_http", kind: Kind::Bool, doc: "accept http:// GitLab URLs (tokens cross the network in clear)" },
+    VarSpec { name: "gitlab_ca_file", kind: Kind::Str, doc: "PEM file of a private GitLab CA, trusted besides the system store" },
     VarSpec { name: "runners", kind: Kind::List, doc: "the runners in config.toml (see the README)" },
 ];
 
+/// The runner role's vars (the `runners` entries are read by [`spec::runners`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Vars {
+    /// `container` or `package`.
+    pub runner_install: Install,
+    /// gitlab-runner version.
+    pub runner_version: String,
+    /// Runner image (container install).
+    pub runner_image: String,
+    /// Runner container name.
+    pub runner_container_name: String,
+    /// Directory of config.toml.
+    pub runner_config_dir: String,
+    /// Seconds a stopping runner gets to finish its jobs.
+    pub runner_stop_timeout: u32,
+    /// config.toml `concurrent`.
+    pub runner_concurrent: u32,
+    /// config.toml `check_interval`.
+    pub runner_check_interval: u32,
+    /// Local package file (empty: from the repository).
+    pub runner_package_file: String,
+    /// apt source line of GitLab's repository.
+    pub runner_apt_repo: String,
+    /// Local copy of the repository's signing key.
+    pub runner_repo_key_file: String,
+    /// Default job image.
+    pub runner_job_image: String,
+    /// S3 cache bucket (empty: no cache).
+    pub runner_cache_s3_bucket: String,
+    /// S3 cache region.
+    pub runner_cache_s3_region: String,
+    /// S3 endpoint.
+    pub runner_cache_s3_server_address: String,
+    /// S3 access key (empty: the instance's IAM role).
+    pub runner_cache_s3_access_key: String,
+    /// S3 secret key (secret).
+    pub runner_cache_s3_secret_key: String,
+    /// Cache shared between runners.
+    pub runner_cache_shared: bool,
+    /// Default GitLab URL of the runners.
+    pub gitlab_url: String,
+    /// Personal access token with `create_runner` (secret).
+    pub gitlab_api_token: String,
+    /// Legacy registration token (secret).
+    pub gitlab_registration_token: String,
+    /// Accept `http://` GitLab URLs.
+    pub gitlab_allow_http: bool,
+    /// A private GitLab CA (PEM), trusted besides the system store.
+    pub gitlab_ca_file: String,
+    /// The `runners` entries, checked key by key in [`spec`].
+    pub runners: Vec<serde_json::Value>,
+}
+
+/// How gitlab-runner is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Install {
+    /// The official image, as a container on the host daemon.
+    Container,
+    /// GitLab's package and its systemd service.
+    Package,
+}
+
+impl TryFrom<String> for Install {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "container" => Ok(Install::Container),
+            "package" => Ok(Install::Package),
+            other => Err(format!("runner_install must be `container` or `package`, not `{other}`")),
+        }
+    }
+}
+
+impl Vars {
+    /// Reads and checks the role's vars of a host.
+    pub fn read(vars: &HostVars) -> Result<Self, InputError> {
+        let v: Vars = typed::from_vars(vars, SPECS)?;
+        typed::check_at(vars, "runner_image", super::check_image(&v.runner_image))?;
+        typed::check_at(vars, "runner_container_name", sh::check_name("runner_container_name", &v.runner_container_name))?;
+        typed::check_at(vars, "runner_config_dir", super::check_abs_path("runner_config_dir", &v.runner_config_dir))?;
+        Ok(v)
+    }
+}
+
+/// The role's vars of the host being built.
+fn vars<'a>(ctx: &'a RoleContext) -> &'a Vars {
+    ctx.facts.runner.as_ref().expect("runner vars of a runner host")
+}
+
 fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
-    let config_dir = ctx.str("runner_config_dir");
+    let v = vars(ctx);
+    let config_dir = &v.runner_config_dir;
     let runners = spec::runners(ctx)?;
-    let config_path = format!("{config_dir}/config.toml");
-    desired.steps.push(Step::new(Directory::new(&config_dir).mode(0o700)));
+    let config_path = format!("{config_dir}/{CONFIG_FILE}");
+    desired.steps.push(Step::new(Directory::new(config_dir).mode(0o700)));
     let config = registration::RunnerConfig::new(
         config_path.clone(),
-        ctx.var("runner_concurrent").as_u64().unwrap_or(4) as u32,
-        ctx.var("runner_check_interval").as_u64().unwrap_or(3) as u32,
+        v.runner_concurrent,
+        v.runner_check_interval,
         runners,
         registration::gitlab_vars(ctx),
     );
     // The placeholder probes what the resolved file will: a secret 0600 file at that path.
     desired.steps.push(Step::deferred(File::new(&config_path, Vec::new()).mode(0o600).secret(), Arc::new(config)));
-    match ctx.str("runner_install").as_str() {
-        "container" => container(ctx, desired, &config_dir),
-        "package" => package(ctx, desired),
-        other => Err(ctx.error_at(
-            "runner_install",
-            format!("runner_install must be `container` or `package`, not `{other}`"),
-            "unknown install method",
-        )),
+    match v.runner_install {
+        Install::Container => container(ctx, v, desired),
+        Install::Package => package(ctx, v, desired),
     }
 }
 
-fn container(ctx: &RoleContext, desired: &mut Desired, config_dir: &str) -> Result<(), InputError> {
+fn container(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), InputError> {
     // Switching from the package: its service must not run a second runner on the same config.
-    desired.steps.push(Step::new(Service::stopped("gitlab-runner.service")));
-    let image = ctx.str("runner_image");
-    desired.steps.push(super::image_step(ctx, &image, Daemon::default()));
-    let mut c = Container::new(&ctx.str("runner_container_name"), &image);
-    c.image_id = super::archived_image_id(ctx, &image);
+    desired.steps.push(Step::new(Service::stopped(PACKAGE_UNIT)));
+    let image = &v.runner_image;
+    desired.steps.push(ctx.image_step(image, Daemon::default()));
+    let mut c = Container::new(&v.runner_container_name, image);
+    c.image_id = ctx.archived_image_id(image);
+    let config_dir = &v.runner_config_dir;
     c.volumes = vec![format!("{config_dir}:/etc/gitlab-runner")];
-    let certs = ctx.str("docker_client_cert_path");
+    let certs = &ctx.facts.common.docker_client_cert_path;
     if !certs.is_empty() && !certs.starts_with(&format!("{config_dir}/")) {
         c.volumes.push(format!("{certs}:{certs}:ro"));
     }
     // SIGQUIT: gitlab-runner stops taking jobs and finishes the running ones before exiting.
     c.stop_signal = Some("SIGQUIT".into());
-    c.stop_timeout = ctx.var("runner_stop_timeout").as_u64().unwrap_or(3600) as u32;
+    c.stop_timeout = v.runner_stop_timeout;
     autoscale::keep_state(ctx, &mut c, &mut desired.steps);
     let name = c.name.clone();
     desired.steps.push(Step::new(c));
@@ -131,32 +230,40 @@ fn container(ctx: &RoleContext, desired: &mut Desired, config_dir: &str) -> Resu
     Ok(())
 }
 
-fn package(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
+fn package(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), InputError> {
     // Switching from the container: the container must not run a second runner.
-    desired.steps.push(Step::new(ContainerAbsent { name: ctx.str("runner_container_name"), daemon: Daemon::default() }));
+    desired.steps.push(Step::new(ContainerAbsent { name: v.runner_container_name.clone(), daemon: Daemon::default() }));
     let mut pkg = Package::new("gitlab-runner");
-    let file = ctx.str("runner_package_file");
-    if file.is_empty() {
-        let key = ctx.str("runner_repo_key_file");
+    if v.runner_package_file.is_empty() {
+        let key = &v.runner_repo_key_file;
         if key.is_empty() {
             return Err(InputError::plain(format!(
                 "{}: runner_install is `package` but neither runner_package_file nor runner_repo_key_file is set",
-                ctx.host.vars.host
+                ctx.name()
             ))
             .with_help("download GitLab's key once (https://packages.gitlab.com/runner/gitlab-runner/gpgkey) and set runner_repo_key_file, or set runner_package_file to a .deb/.rpm"));
         }
         let key_bytes =
-            std::fs::read(ctx.local_path(&key)).map_err(|e| InputError::plain(format!("cannot read runner_repo_key_file {key}: {e}")))?;
+            std::fs::read(ctx.local_path(key)).map_err(|e| InputError::plain(format!("cannot read runner_repo_key_file {key}: {e}")))?;
         desired.steps.push(Step::new(Directory::new("/etc/apt/keyrings")));
         desired.steps.push(Step::new(File::new("/etc/apt/keyrings/gitlab-runner.asc", key_bytes)));
-        let repo = format!("# Managed by provision.\n{}\n", ctx.str("runner_apt_repo"));
+        let repo = format!("# Managed by provision.\n{}\n", v.runner_apt_repo);
         desired.steps.push(Step::new(File::new("/etc/apt/sources.list.d/gitlab-runner.list", repo)));
-        pkg.version = Some(ctx.str("runner_version"));
+        pkg.version = Some(v.runner_version.clone());
     } else {
-        pkg.file = Some(ctx.local_path(&file));
+        pkg.file = Some(ctx.local_path(&v.runner_package_file));
     }
     desired.steps.push(Step::new(pkg));
     autoscale::install_plugins(ctx, None, &mut desired.steps);
-    desired.steps.push(Step::new(Service::running("gitlab-runner.service")));
+    desired.steps.push(Step::new(Service::running(PACKAGE_UNIT)));
     Ok(())
+}
+
+fn owns(host: &HostFacts, owned: &mut Owned) {
+    let Some(v) = &host.runner else { return };
+    match v.runner_install {
+        Install::Package => owned.log(Some("runner"), PACKAGE_UNIT, true),
+        Install::Container => owned.log(Some("runner"), v.runner_container_name.clone(), true),
+    }
+    owned.config(format!("{}/{CONFIG_FILE}", v.runner_config_dir), ConfigFormat::Toml);
 }

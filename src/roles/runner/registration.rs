@@ -164,8 +164,8 @@ impl RunnerConfig {
             });
         }
         let content = config_toml::render(self.concurrent, self.check_interval, &sections);
-        let shown_old = Redactor::redact(current.as_deref().unwrap_or(""));
-        let shown_new = Redactor::redact(&content);
+        let shown_old = config_toml::redacted(current.as_deref().unwrap_or(""));
+        let shown_new = config_toml::redacted(&content);
         *self.outcome.lock().expect("outcome lock") = outcome;
         let file = File::new(&self.path, content).mode(0o600).secret().redacted_view(shown_old, shown_new);
         Ok(Resolved { resource: Box::new(file), notes })
@@ -228,16 +228,12 @@ impl Deferred for RunnerConfig {
 /// The GitLab vars of a host: `gitlab_url`, `gitlab_allow_http`, `gitlab_ca_file` (relative to
 /// the inventory).
 pub fn gitlab_vars(ctx: &crate::roles::RoleContext) -> GitlabVars {
-    let allow_http = match ctx.var("gitlab_allow_http") {
-        serde_json::Value::Bool(b) => *b,
-        serde_json::Value::String(s) => matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1"),
-        _ => false,
-    };
-    let ca = ctx.str("gitlab_ca_file");
+    let v = super::vars(ctx);
+    let ca = &v.gitlab_ca_file;
     GitlabVars {
-        host: ctx.host.vars.host.clone(),
-        settings: Settings { allow_http, ca_file: (!ca.is_empty()).then(|| ctx.local_path(&ca)) },
-        gitlab_url: ctx.str("gitlab_url"),
+        host: ctx.name().to_string(),
+        settings: Settings { allow_http: v.gitlab_allow_http, ca_file: (!ca.is_empty()).then(|| ctx.local_path(ca)) },
+        gitlab_url: v.gitlab_url.clone(),
     }
 }
 

@@ -6,7 +6,8 @@ use serde_json::{Map, Value as Json};
 use super::config_toml::{DockerSection, RunnerSection, S3Cache};
 use crate::error::InputError;
 use crate::gitlab::{Registration, RunnerSpec, Scope};
-use crate::roles::{RoleContext, dind};
+use crate::roles::topology::{DIND_DIR_IN_CONTAINER, DindEngine};
+use crate::roles::{HostFacts, RoleContext};
 use crate::vars::secret::Redactor;
 
 /// Keys a `runners` entry may have.
@@ -49,7 +50,7 @@ pub struct PlannedRunner {
 /// Reads and checks the `runners` var.
 pub fn runners(ctx: &RoleContext) -> Result<Vec<PlannedRunner>, InputError> {
     let err = |msg: String| ctx.error_at("runners", msg, "in this `runners` list");
-    let list = ctx.var("runners").as_array().cloned().unwrap_or_default();
+    let list = &super::vars(ctx).runners;
     let mut out: Vec<PlannedRunner> = Vec::new();
     for (i, entry) in list.iter().enumerate() {
         let Json::Object(map) = entry else { return Err(err(format!("runners[{i}] must be a mapping with at least `name`"))) };
@@ -117,7 +118,7 @@ impl Entry<'_> {
 
 fn planned(ctx: &RoleContext, r: &Entry) -> Result<PlannedRunner, InputError> {
     let name = r.str("name")?.filter(|n| !n.is_empty()).ok_or_else(|| (r.err)(format!("{}: `name` is required", r.at)))?;
-    let url = r.str("url")?.unwrap_or_else(|| ctx.str("gitlab_url"));
+    let url = r.str("url")?.unwrap_or_else(|| super::vars(ctx).gitlab_url.clone());
     if let Err(e) = crate::gitlab::check_url(&url, &super::registration::gitlab_vars(ctx).settings) {
         return Err((r.err)(format!("{}: {e}", r.at)));
     }
@@ -200,13 +201,12 @@ fn registration(ctx: &RoleContext, r: &Entry, name: &str) -> Result<Registration
         Redactor::add(&t);
         return Ok(Registration::RunnerToken(t));
     }
-    let pat = ctx.str("gitlab_api_token");
-    if !pat.is_empty() {
-        return Ok(Registration::AccessToken(pat));
+    let v = super::vars(ctx);
+    if !v.gitlab_api_token.is_empty() {
+        return Ok(Registration::AccessToken(v.gitlab_api_token.clone()));
     }
-    let reg = ctx.str("gitlab_registration_token");
-    if !reg.is_empty() {
-        return Ok(Registration::RegistrationToken(reg));
+    if !v.gitlab_registration_token.is_empty() {
+        return Ok(Registration::RegistrationToken(v.gitlab_registration_token.clone()));
     }
     Err((r.err)(format!("{}: runner `{name}` has no way to register with GitLab", r.at)).with_help(
         "give it `token: glrt-...` (created in GitLab's UI), or set gitlab_api_token (a personal access token with \
@@ -223,39 +223,40 @@ fn docker(ctx: &RoleContext, r: &Entry, environment: &mut Vec<String>, on_slave:
     }
     let slave = if on_slave { slave(ctx, r)? } else { None };
     if r.bool("dind")?.unwrap_or(false) {
-        // A path on the slave: job containers run on its daemon, beside the dind container.
-        let socket_dir = slave.as_ref().map_or_else(|| "/var/run/provision-dind".to_string(), |s| s.dind_socket_dir.clone());
-        let in_job = dind::SOCKET_IN_CONTAINER.trim_end_matches("/docker.sock");
-        volumes.push(format!("{socket_dir}:{in_job}"));
-        environment.push(format!("DOCKER_HOST=unix://{}", dind::SOCKET_IN_CONTAINER));
+        // A path on the host where jobs run (the slave, else this one), beside its dind engine.
+        let topology = slave.as_ref().map_or(ctx.topology(), |s| &s.topology);
+        let where_ = slave.as_ref().map_or(ctx.name(), |s| s.name());
+        let engine = topology
+            .dind
+            .as_ref()
+            .ok_or_else(|| (r.err)(format!("{}.dind: `{where_}` runs no dind engine (it lacks the dind role)", r.at)))?;
+        volumes.push(format!("{}:{DIND_DIR_IN_CONTAINER}", engine.host_socket_dir));
+        environment.push(format!("DOCKER_HOST=unix://{}", DindEngine::socket_in_container()));
     }
     let host = match r.str("docker_host")? {
         Some(h) if !h.is_empty() => Some(h),
-        _ => slave.map(|s| s.docker_host),
+        _ => match &slave {
+            Some(s) => Some(s.topology.tcp_url(&s.spec.connection.private_address).ok_or_else(|| {
+                (r.err)(format!("{}: slave `{}` has no TLS docker daemon (docker_tls role): set `docker_host`", r.at, s.name()))
+            })?),
+            None => None,
+        },
     };
     let tls = host.as_deref().is_some_and(|h| h.starts_with("tcp://"));
     Ok(DockerSection {
         tls_verify: tls,
-        tls_cert_path: tls.then(|| ctx.str("docker_client_cert_path")),
+        tls_cert_path: tls.then(|| ctx.facts.common.docker_client_cert_path.clone()),
         host,
-        image: r.str("image")?.unwrap_or_else(|| ctx.str("runner_job_image")),
+        image: r.str("image")?.unwrap_or_else(|| super::vars(ctx).runner_job_image.clone()),
         privileged: r.bool("privileged")?.unwrap_or(false),
         volumes,
     })
 }
 
-/// What a runner needs to know of its slave.
-struct Slave {
-    /// `tcp://<private address>:<TLS port>`.
-    docker_host: String,
-    /// Where the slave's dind socket directory is.
-    dind_socket_dir: String,
-}
-
-/// The runner's slave (its `slave` key, else the first host of the `slave` group); `None` when
-/// there is none (jobs then use the local socket).
-fn slave(ctx: &RoleContext, r: &Entry) -> Result<Option<Slave>, InputError> {
-    let inv = &ctx.project.inventory;
+/// The runner's slave (its `slave` key, else the first host of the `slave` group), read from
+/// the run's fleet; `None` when there is none (jobs then use the local socket).
+fn slave(ctx: &RoleContext, r: &Entry) -> Result<Option<std::sync::Arc<HostFacts>>, InputError> {
+    let inv = &ctx.project().inventory;
     let name = match r.str("slave")? {
         Some(n) => {
             if !inv.hosts.contains_key(&n) {
@@ -268,31 +269,22 @@ fn slave(ctx: &RoleContext, r: &Entry) -> Result<Option<Slave>, InputError> {
             None => return Ok(None),
         },
     };
-    let slave = ctx
-        .project
-        .resolve(std::slice::from_ref(&name))
-        .map_err(|e| InputError::plain(format!("resolving slave `{name}` for {}: {e}", r.at)))?;
-    let slave = &slave[0];
-    let port = slave.vars.get("docker_tls_port").and_then(|v| v.value.as_i64()).unwrap_or(2376);
-    Ok(Some(Slave {
-        docker_host: format!("tcp://{}:{port}", slave.connection.private_address),
-        dind_socket_dir: slave.vars.str("dind_socket_dir").unwrap_or("/var/run/provision-dind").to_string(),
-    }))
+    let slave = ctx.fleet.host(&name).map_err(|e| InputError::plain(format!("reading slave `{name}` for {}: {e}", r.at)))?;
+    Ok(Some(slave))
 }
 
 fn cache(ctx: &RoleContext) -> Option<S3Cache> {
-    let bucket = ctx.str("runner_cache_s3_bucket");
-    if bucket.is_empty() {
+    let v = super::vars(ctx);
+    if v.runner_cache_s3_bucket.is_empty() {
         return None;
     }
-    let access = ctx.str("runner_cache_s3_access_key");
-    let secret = ctx.str("runner_cache_s3_secret_key");
-    Redactor::add(&secret);
+    let (access, secret) = (&v.runner_cache_s3_access_key, &v.runner_cache_s3_secret_key);
+    Redactor::add(secret);
     Some(S3Cache {
-        server_address: ctx.str("runner_cache_s3_server_address"),
-        bucket_name: bucket,
-        bucket_location: ctx.str("runner_cache_s3_region"),
-        shared: ctx.var("runner_cache_shared").as_bool().unwrap_or(true),
-        credentials: (!access.is_empty()).then_some((access, secret)),
+        server_address: v.runner_cache_s3_server_address.clone(),
+        bucket_name: v.runner_cache_s3_bucket.clone(),
+        bucket_location: v.runner_cache_s3_region.clone(),
+        shared: v.runner_cache_shared,
+        credentials: (!access.is_empty()).then(|| (access.clone(), secret.clone())),
     })
 }

@@ -1,0 +1,43 @@
+//! Settings several roles share: local image archives, where the docker client certificates
+//! go, and the certificate policy. They belong to no single role.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::vars::schema::{Kind, VarSpec};
+
+/// Defaults of the shared settings (YAML, lowest precedence, as shown in the README).
+pub const DEFAULTS: &str = "image_archives: {}\n\
+                            docker_client_cert_path: /etc/gitlab-runner/docker-certs\n";
+
+/// Types of the shared settings.
+pub const SPECS: &[VarSpec] = &[
+    VarSpec { name: "image_archives", kind: Kind::Map, doc: "image reference → local `docker save` tar, loaded instead of pulled" },
+    VarSpec { name: "docker_client_cert_path", kind: Kind::Str, doc: "directory for ca.pem, cert.pem and key.pem of the docker client" },
+    VarSpec {
+        name: "certs_dir",
+        kind: Kind::Str,
+        doc: "where certificates are kept on this machine (default certs/ beside the inventory)",
+    },
+    VarSpec {
+        name: "cert_leaf_days",
+        kind: Kind::Int { min: 1, max: 3650 },
+        doc: "validity of server and client certificates (default 825)",
+    },
+    VarSpec { name: "cert_ca_days", kind: Kind::Int { min: 1, max: 36500 }, doc: "validity of a new CA (default 3650)" },
+    VarSpec {
+        name: "cert_renew_before_days",
+        kind: Kind::Int { min: 0, max: 3650 },
+        doc: "re-issue certificates expiring within this many days (default 30)",
+    },
+];
+
+/// The shared settings of one host (the certificate policy is read by `provision certs`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommonVars {
+    /// Image reference → local `docker save` archive.
+    pub image_archives: BTreeMap<String, String>,
+    /// Directory of the docker client's `ca.pem`, `cert.pem`, `key.pem`.
+    pub docker_client_cert_path: String,
+}

@@ -1,0 +1,183 @@
+//! Per-role snapshots: the resources (ids and key attributes) and handlers each role asks for,
+//! and what it owns for `debug`, on a few fixture inventories. No root, no lab, no network.
+
+use std::path::Path;
+
+use provision::certs::CertsDir;
+use provision::project::Project;
+use provision::roles::{self, Fleet, Owned};
+
+/// An inventory in a temp dir with `group_vars/all.yaml` = `all_vars`, and dummy certificates
+/// (roles only read their bytes).
+fn fixture(inventory: &str, all_vars: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inventory.yaml"), inventory).unwrap();
+    std::fs::create_dir(dir.path().join("group_vars")).unwrap();
+    std::fs::write(dir.path().join("group_vars/all.yaml"), all_vars).unwrap();
+    std::fs::write(dir.path().join("gitlab-runner.deb"), "deb").unwrap();
+    dir
+}
+
+fn certs(dir: &Path, hosts: &[&str]) -> CertsDir {
+    let certs = CertsDir::new(dir.join("certs"));
+    let mut files = vec![certs.ca_cert()];
+    for h in hosts {
+        files.push(certs.server_cert(h));
+        files.push(certs.server_key(h));
+        files.push(certs.client_cert(h));
+        files.push(certs.client_key(h));
+    }
+    for f in files {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, format!("PEM {}\n", f.file_name().unwrap().to_string_lossy())).unwrap();
+    }
+    certs
+}
+
+/// `Present([1, 2, ...])` byte lists in Debug output, shown as text.
+fn readable(debug: &str) -> String {
+    let mut out = String::new();
+    let mut rest = debug;
+    while let Some(i) = rest.find("Present([") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "Present([".len()..];
+        let end = after.find(']').unwrap();
+        let bytes: Vec<u8> = after[..end].split(", ").filter(|s| !s.is_empty()).map(|b| b.trim().parse().unwrap()).collect();
+        out.push_str(&format!("Present({:?}", String::from_utf8_lossy(&bytes)));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every selected host's steps, handlers and owned things, one block per host.
+fn snapshot(dir: &tempfile::TempDir, limit: Option<&str>) -> String {
+    let project = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let all = project.hosts(None).unwrap_or_else(|e| panic!("{e:?}"));
+    let names: Vec<&str> = all.iter().map(|h| h.vars.host.as_str()).collect();
+    let certs = certs(dir.path(), &names);
+    let fleet = Fleet::new(&project, &all);
+    let mut out = String::new();
+    for h in project.hosts(limit).unwrap() {
+        out.push_str(&format!("## {}\n", h.vars.host));
+        let desired = roles::desired(&fleet, &h, &certs).unwrap_or_else(|e| panic!("{e:?}"));
+        for step in &desired.steps {
+            let notify = if step.notify.is_empty() { String::new() } else { format!(" -> {}", step.notify.join(", ")) };
+            out.push_str(&format!("- {}{notify}{}\n", step.resource.id(), if step.deferred.is_some() { " (deferred)" } else { "" }));
+            out.push_str(&format!("    {}\n", readable(&format!("{:?}", step.resource))));
+        }
+        for handler in &desired.handlers {
+            out.push_str(&format!("handler {}\n", handler.id));
+        }
+        let facts = fleet.host(&h.vars.host).unwrap();
+        out.push_str(&format!("topology {:?}\n", facts.topology));
+        out.push_str(&format!("owned {:?}\n\n", Owned::of(&facts)));
+    }
+    out.replace(&dir.path().display().to_string(), "<dir>")
+}
+
+const TWO_HOSTS: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {address: 10.0.0.10}\n    slave:\n      hosts:\n        s1: {address: 10.0.0.11, private_address: 10.0.1.11}\n";
+
+#[test]
+fn default_master_and_slave() {
+    let dir = fixture(TWO_HOSTS, "gitlab_api_token: glpat-x\nrunners:\n  - name: docker\n    dind: true\n    tags: [docker]\n");
+    insta::assert_snapshot!(snapshot(&dir, None));
+}
+
+#[test]
+fn ci_daemon_plain_registry_and_package_runner() {
+    let vars = "gitlab_api_token: glpat-x\n\
+                docker_ci_daemon: true\n\
+                registry_remote_url: \"\"\n\
+                registry_bind: 10.0.1.11\n\
+                cleanup_prune_all: false\n\
+                dind_privileged: false\n\
+                dind_cap_drop: [SYS_MODULE]\n\
+                runner_install: package\n\
+                runner_package_file: gitlab-runner.deb\n\
+                runners:\n  - name: on-ci-daemon\n  - name: own-host\n    docker_host: unix:///var/run/docker.sock\n";
+    let dir = fixture(TWO_HOSTS, vars);
+    insta::assert_snapshot!(snapshot(&dir, None));
+}
+
+#[test]
+fn every_role_on_one_host() {
+    let inv = "all:\n  hosts:\n    solo: {address: 10.0.0.5}\n  vars:\n    roles: [docker_tls, registry, dind, cleanup, docker_client_certs, runner]\n";
+    let dir = fixture(inv, "gitlab_api_token: glpat-x\nrunners:\n  - name: local\n    dind: true\n");
+    insta::assert_snapshot!(snapshot(&dir, None));
+}
+
+/// Values that would change the meaning of a docker command or a unit line are input errors
+/// pointing at the var.
+#[test]
+fn hostile_values_are_refused_where_they_are_written() {
+    let cases = [
+        ("dind_image: \"-v/:/host\"\n", "starts with `-`"),
+        ("docker_dockerd_args: \"--debug\\nExecStartPre=/bin/touch /pwned\"\n", "control character"),
+        ("docker_dockerd_args: \"--data-root=/x%i\"\n", "`%`"),
+        ("docker_ci_bridge: \"br0; touch /pwned\"\n", "not a valid name"),
+        ("registry_image: \"registry:2 --privileged\"\n", "not an image reference"),
+        ("dind_storage_volume: \"/:/host\"\n", "not a valid name"),
+        ("registry_bind: \"0.0.0.0:5000:5000 -v /:/x\"\n", "must be an IP address"),
+        ("runner_container_name: \"--privileged\"\n", "not a valid name"),
+    ];
+    for (vars, message) in cases {
+        let dir = fixture(TWO_HOSTS, &format!("gitlab_api_token: glpat-x\n{vars}"));
+        let project = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).unwrap();
+        let all = project.hosts(None).unwrap();
+        let fleet = Fleet::new(&project, &all);
+        let certs = certs(dir.path(), &["m1", "s1"]);
+        let errors: Vec<String> = all
+            .iter()
+            .filter_map(|h| roles::desired(&fleet, h, &certs).err())
+            .map(|e| format!("{} at {:?}", e.message(), e.span().map(|s| s.location())))
+            .collect();
+        assert!(errors.iter().any(|e| e.contains(message) && e.contains("group_vars/all.yaml:")), "{vars}: {errors:?}");
+    }
+}
+
+/// A wrong element type inside a list var points at the var, with its doc.
+#[test]
+fn a_wrong_type_inside_a_list_points_at_the_var() {
+    let dir = fixture(TWO_HOSTS, "gitlab_api_token: glpat-x\ndind_extra_args: [--debug, {a: b}]\n");
+    let project = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).unwrap();
+    let all = project.hosts(None).unwrap();
+    let fleet = Fleet::new(&project, &all);
+    let err = fleet.host("s1").expect_err("a mapping is not a dockerd flag");
+    assert!(err.message().contains("`dind_extra_args`"), "{}", err.message());
+    assert!(err.span().unwrap().location().contains("group_vars/all.yaml:2:"), "{:?}", err.span().map(|s| s.location()));
+}
+
+fn provision_in(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+    let inv = dir.path().join("inventory.yaml");
+    let mut all = vec!["-i", inv.to_str().unwrap()];
+    all.extend(args);
+    std::process::Command::new(env!("CARGO_BIN_EXE_provision")).args(&all).env("NO_COLOR", "1").output().unwrap()
+}
+
+/// Both hosts point at a closed port: whoever is contacted is unreachable, so the output says
+/// which hosts a command tried.
+const UNREACHABLE: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {address: 127.0.0.1, port: 1}\n    slave:\n      hosts:\n        s1: {address: 127.0.0.1, port: 1, private_address: 10.0.1.11}\n";
+
+#[test]
+fn debug_honours_limit() {
+    let dir = fixture(UNREACHABLE, "gitlab_api_token: glpat-x\nssh_connect_timeout: 2\n");
+    let o = provision_in(&dir, &["--limit", "master", "debug", "exec", "all", "--", "true"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("m1 | UNREACHABLE") && !out.contains("s1"), "{out}");
+    let o = provision_in(&dir, &["-l", "slave", "debug", "ps", "master"]);
+    assert_eq!(o.status.code(), Some(2), "nothing left after --limit");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no host matches both `master` and --limit `slave`"));
+}
+
+/// A master has no cleanup service, and no dind: debug says so without touching it.
+#[test]
+fn debug_says_what_a_host_does_not_have() {
+    let dir = fixture(UNREACHABLE, "gitlab_api_token: glpat-x\n");
+    let o = provision_in(&dir, &["debug", "cleanup", "master"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("m1 | skipped >>") && out.contains("no cleanup service here"), "{out}");
+    let o = provision_in(&dir, &["debug", "ps", "master", "--dind"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no dind engine here"));
+}
