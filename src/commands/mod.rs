@@ -5,6 +5,7 @@ mod certs;
 mod cloud;
 mod debug;
 mod inventory;
+mod progress;
 
 use crate::cli::{Cli, Command};
 use crate::error::{EXIT_OK, Error, Result};
