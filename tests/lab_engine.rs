@@ -135,3 +135,53 @@ fn a_missing_ssh_key_file_is_named() {
     let out = text(&o.stdout);
     assert!(out.contains("the SSH key file /nonexistent/id_ed25519 (ssh_key) does not exist"), "{out}");
 }
+
+/// Undoes what the cleanup role manages on the slave, so the next apply has work to do.
+fn unconverge_slave() {
+    let (ok, out) = on_host(
+        "lab-slave-1",
+        "systemctl disable --now docker-cleanup.timer 2>/dev/null; rm -f /etc/systemd/system/docker-cleanup.*; systemctl daemon-reload",
+    );
+    assert!(ok, "{out}");
+}
+
+fn spawn_apply() -> std::process::Child {
+    let inv = lab_inventory().to_str().unwrap().to_string();
+    Command::new(env!("CARGO_BIN_EXE_provision"))
+        .args(["-i", &inv, "apply", "--limit", "slave", "--format", "json"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn overlapping_applies_never_act_on_stale_facts() {
+    let _s = serial();
+    for delay_ms in [0, 500, 1000, 3000] {
+        unconverge_slave();
+        let first = spawn_apply();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let second = spawn_apply();
+        let mut outcomes = Vec::new();
+        for child in [first, second] {
+            let o = child.wait_with_output().unwrap();
+            let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stderr)));
+            outcomes.push((o.status.code(), doc["hosts"]["lab-slave-1"].clone()));
+        }
+        assert_eq!(outcomes[0].0, Some(0), "{delay_ms} ms: the first run converges: {:?}", outcomes[0]);
+        let (code, slave) = &outcomes[1];
+        if *code != Some(0) {
+            let error = slave["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("the host changed since it was read") || error.contains("another provision run is applying to this host"),
+                "{delay_ms} ms: the second run stops without acting on stale facts: {slave}"
+            );
+            assert_eq!(slave["failed"], 1, "{delay_ms} ms: nothing of it failed but the host: {slave}");
+        }
+        let o = provision(&["apply", "--limit", "slave", "--format", "json"]);
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(doc["hosts"]["lab-slave-1"]["changed"], 0, "{delay_ms} ms: converged once: {doc}");
+    }
+}

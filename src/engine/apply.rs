@@ -1,7 +1,7 @@
 //! Applying: one script with every change of a host, in order, under a per-host lock, with the
 //! handlers the changes trigger.
 
-use super::probe::{self, Facts, Finding, PENDING_FILE};
+use super::probe::{self, Facts, Finding, GENERATION_FILE, PENDING_FILE};
 use super::sections::{self, Note, SectionId};
 use super::{Desired, Handler};
 use crate::sh::{Cmd, Script, quote};
@@ -21,6 +21,9 @@ pub struct Schedule {
     /// Remote paths of the files uploaded for these steps: removed when the script exits,
     /// whether or not it reached the steps that use them.
     pub uploads: Vec<String>,
+    /// The apply mark the probe read ([`GENERATION_FILE`]): when set, the script changes
+    /// nothing unless the mark is still this under the lock.
+    pub read_generation: Option<String>,
 }
 
 /// Chooses what to apply: every change before the first failed step, the handlers those changes
@@ -104,6 +107,15 @@ impl Schedule {
 pub fn script(desired: &Desired, plan: &Schedule, nonce: &str) -> String {
     let mut s = probe::prelude();
     take_lock(&mut s, nonce);
+    if let Some(seen) = &plan.read_generation {
+        // Another run applied since this one read the host: its facts are stale.
+        s.set("seen", seen);
+        s.line(&format!(
+            "[ \"$(cat {GENERATION_FILE} 2>/dev/null)\" = \"$seen\" ] || {{ {} exit 0; }}",
+            sections::note_cmd(nonce, &Note::Changed)
+        ));
+    }
+    mark_generation(&mut s, nonce);
     if !plan.uploads.is_empty() {
         // Uploads are removed however the script ends, whether or not a step used them.
         let rm = Cmd::new("rm").arg("-f").end_of_options().args(&plan.uploads);
@@ -134,8 +146,17 @@ pub fn script(desired: &Desired, plan: &Schedule, nonce: &str) -> String {
         handler(&mut s, h, after);
     }
     s.cmd(&Cmd::new("rm").arg("-f").arg(PENDING_FILE));
+    mark_generation(&mut s, &format!("{nonce}-done"));
     sections::done(&mut s, nonce);
     s.into_string()
+}
+
+/// Leaves `mark` in [`GENERATION_FILE`] (written whole: a temp file renamed into place).
+fn mark_generation(s: &mut Script, mark: &str) {
+    let tmp = format!("{GENERATION_FILE}.tmp");
+    s.cmd(&Cmd::new("mkdir").arg("-p").arg("/var/lib/provision"));
+    s.cmd(&Cmd::new("printf").arg("%s\\n").arg(mark).raw(">").arg(&tmp));
+    s.cmd(&Cmd::new("mv").arg("-f").arg(&tmp).arg(GENERATION_FILE));
 }
 
 /// Takes the host's lock for the rest of the script, or ends it with a note saying why not.

@@ -96,6 +96,9 @@ pub enum NotApplied {
     /// A file the apply needs could not be uploaded.
     #[error("an upload failed")]
     UploadFailed,
+    /// Another run applied after this one read the host.
+    #[error("the host changed since it was read")]
+    HostChanged,
 }
 
 /// Why a host failed as a whole (it may also have failed steps).
@@ -143,6 +146,9 @@ pub enum HostError {
     /// Another run holds the host's lock.
     #[error("another provision run is applying to this host (lock {LOCK_FILE} is held); nothing was changed")]
     Locked,
+    /// Another run applied to the host after this run read it: its plan is stale.
+    #[error("the host changed since it was read (another provision run applied to it); nothing was changed")]
+    HostChanged,
     /// The host cannot take the lock.
     #[error("the host has no `flock` (util-linux or busybox); nothing was changed")]
     NoFlock,

@@ -56,6 +56,7 @@ pub fn not_applied(host: &str, schedule: &Schedule, mut results: Vec<ResourceRes
         NotApplied::Locked => HostError::Locked,
         NotApplied::NoFlock => HostError::NoFlock,
         NotApplied::UploadFailed => HostError::UploadFailed,
+        NotApplied::HostChanged => HostError::HostChanged,
     };
     HostReport::new(host, results, Some(error))
 }
@@ -92,6 +93,9 @@ pub fn applied(
     };
     if framed.has(&Note::Locked) {
         return not_applied(host, schedule, results, NotApplied::Locked);
+    }
+    if framed.has(&Note::Changed) {
+        return not_applied(host, schedule, results, NotApplied::HostChanged);
     }
     if framed.has(&Note::NoFlock) {
         return not_applied(host, schedule, results, NotApplied::NoFlock);

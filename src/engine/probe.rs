@@ -20,6 +20,11 @@ pub fn prelude() -> Script {
 /// script starts, removed when it finishes, read by the next probe.
 pub const PENDING_FILE: &str = "/var/lib/provision/pending-handlers";
 
+/// Where each apply leaves a mark of its own (a nonce when it starts, another when it ends). The
+/// probe reads it; the apply script, under the host's lock, refuses to run when it is no longer
+/// what the probe read: another run applied in between, so the facts are stale.
+pub const GENERATION_FILE: &str = "/var/lib/provision/generation";
+
 /// The fact-gathering script for `desired`: one part per step, then the pending handlers.
 pub fn script(desired: &Desired, nonce: &str) -> String {
     let mut s = prelude();
@@ -37,6 +42,8 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
             sections::part(&mut s, nonce, &SectionId::Read(i), read_file_script(&d.reads()).as_str(), false);
         }
     }
+    let generation = Cmd::new("cat").arg(GENERATION_FILE).raw("2>/dev/null || true");
+    sections::part(&mut s, nonce, &SectionId::Generation, &generation.render(), false);
     let pending = Cmd::new("cat").arg(PENDING_FILE).raw("2>/dev/null || true");
     sections::part(&mut s, nonce, &SectionId::Pending, &pending.render(), false);
     sections::done(&mut s, nonce);
@@ -98,7 +105,8 @@ pub fn read_facts(desired: &Desired, framed: &Framed) -> Result<Facts, HostError
         return Err(HostError::ProbeUnfinished);
     }
     // Deferred steps' file reads were consumed by `resolve` before planning.
-    let sections: Vec<&sections::Section> = framed.sections.iter().filter(|s| !matches!(s.id, SectionId::Read(_))).collect();
+    let sections: Vec<&sections::Section> =
+        framed.sections.iter().filter(|s| !matches!(s.id, SectionId::Read(_) | SectionId::Generation)).collect();
     let (pending, steps) = match sections.split_last() {
         Some((last, steps)) if last.id == SectionId::Pending => (last, steps),
         _ => return Err(HostError::ProbeIncomplete),
@@ -127,6 +135,11 @@ pub fn read_facts(desired: &Desired, framed: &Framed) -> Result<Facts, HostError
         })
         .collect();
     Ok(Facts { findings, pending })
+}
+
+/// The apply mark the probe found (empty: none yet).
+pub fn generation(framed: &Framed) -> String {
+    framed.section(&SectionId::Generation).map(|s| s.body.trim().to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

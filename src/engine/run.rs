@@ -157,7 +157,8 @@ async fn after_probe<R: Remote>(
         }
     }
     let results = outcome::planned(desired, &facts, opts.diff);
-    let schedule = apply::schedule(desired, &facts);
+    let mut schedule = apply::schedule(desired, &facts);
+    schedule.read_generation = Some(probe::generation(&framed));
     tracing::info!(host, steps = schedule.steps.len(), handlers = schedule.handlers.len(), "planned in {:.2?}", started.elapsed());
     let mut report = if opts.check || schedule.is_empty() {
         outcome::unapplied(host, desired, &schedule, results)

@@ -13,6 +13,8 @@ pub enum SectionId {
     Read(usize),
     /// The handlers an earlier run owes: `pending`.
     Pending,
+    /// The mark the last apply left on the host: `generation`.
+    Generation,
     /// A handler's run after a step: `h<handler>.<after>`.
     Handler {
         /// Index of the handler.
@@ -30,6 +32,7 @@ impl std::fmt::Display for SectionId {
             SectionId::Step(i) => write!(f, "r{i}"),
             SectionId::Read(i) => write!(f, "d{i}"),
             SectionId::Pending => f.write_str("pending"),
+            SectionId::Generation => f.write_str("generation"),
             SectionId::Handler { handler, after } => write!(f, "h{handler}.{after}"),
             SectionId::Other(s) => f.write_str(s),
         }
@@ -41,6 +44,7 @@ impl From<&str> for SectionId {
         let num = |t: &str| t.parse::<usize>().ok().filter(|_| t.bytes().all(|b| b.is_ascii_digit()));
         let parsed = match s.split_at_checked(1) {
             _ if s == "pending" => Some(SectionId::Pending),
+            _ if s == "generation" => Some(SectionId::Generation),
             Some(("r", n)) => num(n).map(SectionId::Step),
             Some(("d", n)) => num(n).map(SectionId::Read),
             Some(("h", rest)) => rest.split_once('.').and_then(|(h, a)| Some(SectionId::Handler { handler: num(h)?, after: num(a)? })),
@@ -59,6 +63,8 @@ pub enum Note {
     NoFlock,
     /// A step failed and the script ended itself.
     Stopped,
+    /// Another run applied to the host after this run's probe; the apply script changed nothing.
+    Changed,
     /// A word no generated script prints.
     Other(String),
 }
@@ -70,6 +76,7 @@ impl Note {
             Note::Locked => "locked",
             Note::NoFlock => "noflock",
             Note::Stopped => "stopped",
+            Note::Changed => "changed",
             Note::Other(s) => s,
         }
     }
@@ -81,6 +88,7 @@ impl From<&str> for Note {
             "locked" => Note::Locked,
             "noflock" => Note::NoFlock,
             "stopped" => Note::Stopped,
+            "changed" => Note::Changed,
             other => Note::Other(other.to_string()),
         }
     }

@@ -57,6 +57,8 @@ enum Apply {
     Locked,
     /// The connection drops after this many parts reported.
     LostAfter(usize),
+    /// Another run applied after the probe.
+    Changed,
     /// The part with this id fails with exit 1 and this output; the script stops there.
     FailAt(&'static str, &'static str),
 }
@@ -131,6 +133,7 @@ impl FakeHost {
         self.record(Call::Apply(script.to_string()));
         match &self.apply {
             Apply::Locked => out = format!("@@{nonce} locked\n"),
+            Apply::Changed => out = format!("@@{nonce} changed\n"),
             Apply::Done => {
                 for (id, _) in &parts {
                     section(id, 0, "");
@@ -330,4 +333,20 @@ fn logged_scripts_leave_out_file_contents() {
         super::run::without_heredocs(script),
         "d=/etc\nbase64 -d > \"$t\" <<'PROVISION_EOF'\n[2 line(s) of content not shown]\nPROVISION_EOF\nmv -f \"$t\" x\n"
     );
+}
+
+#[test]
+fn a_host_another_run_applied_to_since_the_probe_is_left_alone() {
+    let host = FakeHost::new(Apply::Changed);
+    let r = run(&host, three_changes());
+    assert_eq!(
+        r.error.as_ref().unwrap().to_string(),
+        "the host changed since it was read (another provision run applied to it); nothing was changed"
+    );
+    assert_eq!((r.changed, r.skipped), (0, 3), "{r:?}");
+    let Some(Call::Apply(script)) = host.calls().pop() else { panic!("no apply script") };
+    let check = script.lines().position(|l| l.contains("/var/lib/provision/generation 2>/dev/null)\" = \"$seen\"")).expect("checked");
+    let lock = script.lines().position(|l| l.starts_with("flock -n 9")).unwrap();
+    assert!(lock < check, "checked under the lock");
+    assert!(script.lines().any(|l| l == "seen=''"), "the probe found no mark: {script}");
 }
