@@ -170,15 +170,17 @@ fn overlapping_applies_never_act_on_stale_facts() {
             let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stderr)));
             outcomes.push((o.status.code(), doc["hosts"]["lab-slave-1"].clone()));
         }
-        assert_eq!(outcomes[0].0, Some(0), "{delay_ms} ms: the first run converges: {:?}", outcomes[0]);
-        let (code, slave) = &outcomes[1];
-        if *code != Some(0) {
-            let error = slave["error"].as_str().unwrap_or_default();
-            assert!(
-                error.contains("the host changed since it was read") || error.contains("another provision run is applying to this host"),
-                "{delay_ms} ms: the second run stops without acting on stale facts: {slave}"
-            );
-            assert_eq!(slave["failed"], 1, "{delay_ms} ms: nothing of it failed but the host: {slave}");
+        assert!(outcomes.iter().any(|(code, _)| *code == Some(0)), "{delay_ms} ms: one run converges: {outcomes:?}");
+        for (code, slave) in &outcomes {
+            if *code != Some(0) {
+                let error = slave["error"].as_str().unwrap_or_default();
+                assert!(
+                    error.contains("the host changed since it was read")
+                        || error.contains("another provision run is applying to this host"),
+                    "{delay_ms} ms: the other run stops without acting on stale facts: {slave}"
+                );
+                assert_eq!(slave["failed"], 1, "{delay_ms} ms: nothing of it failed but the host: {slave}");
+            }
         }
         let o = provision(&["apply", "--limit", "slave", "--format", "json"]);
         let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
