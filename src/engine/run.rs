@@ -157,6 +157,9 @@ async fn after_probe<R: Remote>(
         }
     }
     let results = outcome::planned(desired, &facts, opts.diff);
+    for r in &results {
+        tracing::debug!(host, resource = %r.id, status = ?r.status, changes = %r.changes.join(", "), "planned");
+    }
     let mut schedule = apply::schedule(desired, &facts);
     schedule.read_generation = Some(probe::generation(&framed));
     tracing::info!(host, steps = schedule.steps.len(), handlers = schedule.handlers.len(), "planned in {:.2?}", started.elapsed());
