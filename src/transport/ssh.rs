@@ -337,7 +337,20 @@ fn host_key_problem(msg: &str) -> Option<HostKeyProblem> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_exit_trailer;
+    use super::{HostKeyProblem, host_key_problem, split_exit_trailer};
+
+    #[test]
+    fn an_unknown_key_suggests_accept_new_and_a_changed_one_never_suggests_turning_checking_off() {
+        let unknown =
+            "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking. Host key verification failed.";
+        assert_eq!(host_key_problem(unknown), Some(HostKeyProblem::Unknown));
+        assert!(HostKeyProblem::Unknown.advice().contains("ssh_host_key_checking: accept-new"));
+        let changed = "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ ... Host key for [127.0.0.1]:2222 has changed and you have \
+                       requested strict checking. Host key verification failed.";
+        assert_eq!(host_key_problem(changed), Some(HostKeyProblem::Changed));
+        assert!(!HostKeyProblem::Changed.advice().contains("ssh_host_key_checking"));
+        assert_eq!(host_key_problem("Connection refused"), None);
+    }
 
     #[test]
     fn exit_trailer() {
