@@ -187,3 +187,23 @@ fn overlapping_applies_never_act_on_stale_facts() {
         assert_eq!(doc["hosts"]["lab-slave-1"]["changed"], 0, "{delay_ms} ms: converged once: {doc}");
     }
 }
+
+#[test]
+fn verbose_levels_show_phases_with_timings_and_scripts_without_file_contents() {
+    let _s = serial();
+    let o = provision(&["-v", "plan", "--limit", "slave", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let log = text(&o.stderr);
+    for phase in ["connected in", "facts gathered in", "planned in"] {
+        assert!(log.contains(phase) && log.contains("lab-slave-1"), "-v shows `{phase}` per host: {log}");
+    }
+    assert!(!log.contains("probe script"), "scripts only at -vvv: {log}");
+    let o = provision(&["-vvv", "plan", "--limit", "slave", "--format", "json"]);
+    let log = text(&o.stderr);
+    assert!(log.contains("probe script:") && log.contains("/var/lib/provision/pending-handlers"), "{log}");
+    unconverge_slave();
+    let o = provision(&["-vvv", "apply", "--limit", "slave", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let log = text(&o.stderr);
+    assert!(log.contains("apply script:") && log.contains("line(s) of content not shown"), "file contents are left out: {log}");
+}
