@@ -207,3 +207,47 @@ fn verbose_levels_show_phases_with_timings_and_scripts_without_file_contents() {
     let log = text(&o.stderr);
     assert!(log.contains("apply script:") && log.contains("line(s) of content not shown"), "file contents are left out: {log}");
 }
+
+/// A deferred step whose resolution (after the probe, before the apply) lets "another run"
+/// apply to the host: it leaves its own mark where every apply does.
+struct AnotherRunAppliesMeanwhile;
+
+impl provision::engine::Deferred for AnotherRunAppliesMeanwhile {
+    fn reads(&self) -> String {
+        "/tmp/provision-generation-test.read".into()
+    }
+    fn resolve<'a>(
+        &'a self,
+        _current: Option<&'a [u8]>,
+        _check: bool,
+    ) -> provision::engine::BoxFuture<'a, Result<provision::engine::Resolved, String>> {
+        Box::pin(async {
+            let (ok, out) = on_host("lab-slave-1", "printf 'another-run\\n' > /var/lib/provision/generation");
+            assert!(ok, "{out}");
+            let file = provision::resources::file::File::new("/tmp/provision-generation-test", "x\n");
+            Ok(provision::engine::Resolved { resource: Box::new(file), notes: vec![] })
+        })
+    }
+    fn finish(&self, _applied: Option<bool>) -> provision::engine::BoxFuture<'_, Vec<String>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+#[test]
+fn an_apply_after_another_run_changed_the_host_changes_nothing() {
+    use provision::engine::run::{Job, Options, run_host};
+    use provision::engine::{Desired, Step};
+    use provision::resources::file::File;
+    let _s = serial();
+    assert!(on_host("lab-slave-1", "rm -f /tmp/provision-generation-test").0);
+    let project = provision::project::Project::load(Some(lab_inventory()), &[]).unwrap();
+    let connection = project.resolve(&["lab-slave-1".to_string()]).unwrap().remove(0).connection;
+    let placeholder = File::new("/tmp/provision-generation-test", "x\n");
+    let desired = Desired { steps: vec![Step::deferred(placeholder, std::sync::Arc::new(AnotherRunAppliesMeanwhile))], handlers: vec![] };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let r = rt.block_on(run_host(Job { connection, desired }, Options { check: false, diff: false, forks: 1 }));
+    let error = r.error.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(error.starts_with("the host changed since it was read"), "{r:?}");
+    assert_eq!((r.changed, r.skipped), (0, 1), "{r:?}");
+    assert_eq!(on_host("lab-slave-1", "ls /tmp/provision-generation-test 2>/dev/null || echo absent"), (true, "absent\n".into()));
+}
