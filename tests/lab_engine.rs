@@ -222,7 +222,9 @@ impl provision::engine::Deferred for AnotherRunAppliesMeanwhile {
         _check: bool,
     ) -> provision::engine::BoxFuture<'a, Result<provision::engine::Resolved, String>> {
         Box::pin(async {
-            let (ok, out) = on_host("lab-slave-1", "printf 'another-run\\n' > /var/lib/provision/generation");
+            // A mark no run left before (the probe may have read an earlier test's).
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            let (ok, out) = on_host("lab-slave-1", &format!("printf 'another-run-{nanos}\\n' > /var/lib/provision/generation"));
             assert!(ok, "{out}");
             let file = provision::resources::file::File::new("/tmp/provision-generation-test", "x\n");
             Ok(provision::engine::Resolved { resource: Box::new(file), notes: vec![] })
