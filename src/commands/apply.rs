@@ -1,9 +1,14 @@
 //! `provision apply` and `provision plan`.
 
+use std::sync::Arc;
+
+use super::progress::{Live, watch_ctrl_c};
 use crate::cli::{ApplyArgs, Format, Global};
+use crate::engine::progress::{Cancel, Context};
 use crate::engine::report;
 use crate::engine::run::{Job, Options, run_all};
 use crate::error::{Result, from_many};
+use crate::output;
 use crate::project::Project;
 use crate::roles;
 
@@ -35,11 +40,19 @@ pub fn run(g: &Global, args: &ApplyArgs, plan: bool) -> Result<i32> {
         return Err(from_many(errors));
     }
     let opts = Options { check, diff: args.diff || plan, forks: args.forks };
+    let human = args.format == Format::Human;
+    let live = Arc::new(Live::new(human.then_some(opts.check)));
+    let cancel = Cancel::new();
+    watch_ctrl_c(cancel.clone());
+    let ctx = Context { cancel, reporter: live.clone() };
     let rt = super::runtime()?;
-    let reports = rt.block_on(run_all(jobs, opts));
-    match args.format {
-        Format::Human => report::print_human(&reports, opts.check),
-        Format::Json => report::print_json(&reports),
+    let reports = rt.block_on(run_all(jobs, opts, &ctx));
+    live.clear();
+    if human {
+        // Each host's part was printed as it finished.
+        output::out(&report::recap_text(&reports, opts.check));
+    } else {
+        report::print_json(&reports);
     }
     super::hosts_exit(reports.iter().filter(|r| r.failed > 0).count())
 }

@@ -6,6 +6,7 @@ mod cloud;
 mod completions;
 mod debug;
 mod inventory;
+mod progress;
 
 use crate::cli::{Cli, Command};
 use crate::error::{EXIT_OK, Error, Result};

@@ -5,12 +5,25 @@
 //! state of every resource ([`sections`] delimits the output), plans locally, and, when something
 //! differs, sends ONE more script that applies every change in order under a per-host lock.
 //! The engine knows nothing of GitLab or Docker: roles build the steps.
+//!
+//! - [`probe`]: the fact-gathering script and reading its output into findings;
+//! - [`apply`]: scheduling changes and handlers, and the apply script;
+//! - [`sections`]: the framing both scripts' output uses;
+//! - [`outcome`]: from framed output to results (pure);
+//! - [`run`]: the executor, over a [`crate::transport::Remote`];
+//! - [`progress`]: the reporter and cancel flag the command injects;
+//! - [`error`] and [`report`]: what went wrong, and what is shown.
 
 pub mod apply;
+pub mod error;
+pub mod outcome;
 pub mod probe;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod sections;
+#[cfg(test)]
+mod tests;
 
 /// How a resource's current state differs from the desired one, and how to converge it.
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::error::{HostError, StepError, serialize_display};
 use super::{Diff, Status};
 use crate::output::{self, Style, paint};
 
@@ -19,8 +20,8 @@ pub struct ResourceResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
     /// Why it failed or was skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_display")]
+    pub error: Option<StepError>,
 }
 
 /// The outcome for one host.
@@ -38,8 +39,8 @@ pub struct HostReport {
     /// Counts.
     pub skipped: usize,
     /// Host-level failure: unreachable, locked, broken output.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_display")]
+    pub error: Option<HostError>,
     /// Per resource, in order.
     pub resources: Vec<ResourceResult>,
 }
@@ -49,7 +50,7 @@ pub const SECRET_DIFF: &str = "(secret content changed)";
 
 impl HostReport {
     /// Builds the report and its counts.
-    pub fn new(host: &str, resources: Vec<ResourceResult>, error: Option<String>) -> Self {
+    pub fn new(host: &str, resources: Vec<ResourceResult>, error: Option<HostError>) -> Self {
         let count = |s: Status| resources.iter().filter(|r| r.status == s).count();
         let failed = count(Status::Failed) + usize::from(error.is_some() && count(Status::Failed) == 0);
         HostReport {
@@ -64,7 +65,7 @@ impl HostReport {
     }
 
     /// A host that could not be worked on at all.
-    pub fn failed(host: &str, error: String) -> Self {
+    pub fn failed(host: &str, error: HostError) -> Self {
         Self::new(host, Vec::new(), Some(error))
     }
 }
@@ -79,41 +80,50 @@ pub fn diff_text(d: &Diff) -> String {
 
 /// Prints the human report: each host's resources, diffs when asked, and a recap.
 pub fn print_human(reports: &[HostReport], check: bool) {
-    let mut text = String::new();
-    for r in reports {
-        text.push_str(&paint(Style::Bold, &format!("{}\n", r.host)));
-        if let Some(e) = &r.error {
-            text.push_str(&format!("  {} {e}\n", paint(Style::Red, "failed ")));
-        }
-        for res in &r.resources {
-            let (style, word) = match res.status {
-                Status::Ok => (Style::Green, "ok"),
-                Status::Changed if check => (Style::Yellow, "would change"),
-                Status::Changed => (Style::Yellow, "changed"),
-                Status::Failed => (Style::Red, "failed"),
-                Status::Skipped => (Style::Dim, "skipped"),
-            };
-            let changes = if res.changes.is_empty() { String::new() } else { format!(" ({})", res.changes.join(", ")) };
-            text.push_str(&format!("  {} {}{changes}\n", paint(style, &format!("{word:<8}")), res.id));
-            if let Some(e) = &res.error {
-                for line in e.lines() {
-                    text.push_str(&format!("      {}\n", paint(Style::Red, line)));
-                }
+    let mut text: String = reports.iter().map(|r| host_text(r, check)).collect();
+    text.push_str(&recap_text(reports, check));
+    output::out(&text);
+}
+
+/// One host's part of the human report: its resources, with errors and diffs.
+pub fn host_text(r: &HostReport, check: bool) -> String {
+    let mut text = paint(Style::Bold, &format!("{}\n", r.host));
+    if let Some(e) = &r.error {
+        text.push_str(&format!("  {} {e}\n", paint(Style::Red, "failed ")));
+    }
+    for res in &r.resources {
+        let (style, word) = match res.status {
+            Status::Ok => (Style::Green, "ok"),
+            Status::Changed if check => (Style::Yellow, "would change"),
+            Status::Changed => (Style::Yellow, "changed"),
+            Status::Failed => (Style::Red, "failed"),
+            Status::Skipped => (Style::Dim, "skipped"),
+        };
+        let changes = if res.changes.is_empty() { String::new() } else { format!(" ({})", res.changes.join(", ")) };
+        text.push_str(&format!("  {} {}{changes}\n", paint(style, &format!("{word:<8}")), res.id));
+        if let Some(e) = &res.error {
+            for line in e.to_string().lines() {
+                text.push_str(&format!("      {}\n", paint(Style::Red, line)));
             }
-            if let Some(d) = &res.diff {
-                for line in d.lines() {
-                    let styled = match line.chars().next() {
-                        Some('+') if !line.starts_with("+++") => paint(Style::Green, line),
-                        Some('-') if !line.starts_with("---") => paint(Style::Red, line),
-                        Some('@') => paint(Style::Cyan, line),
-                        _ => line.to_string(),
-                    };
-                    text.push_str(&format!("      {styled}\n"));
-                }
+        }
+        if let Some(d) = &res.diff {
+            for line in d.lines() {
+                let styled = match line.chars().next() {
+                    Some('+') if !line.starts_with("+++") => paint(Style::Green, line),
+                    Some('-') if !line.starts_with("---") => paint(Style::Red, line),
+                    Some('@') => paint(Style::Cyan, line),
+                    _ => line.to_string(),
+                };
+                text.push_str(&format!("      {styled}\n"));
             }
         }
     }
-    text.push_str(&paint(Style::Bold, if check { "\nRECAP (check mode: nothing was changed)\n" } else { "\nRECAP\n" }));
+    text
+}
+
+/// The recap: one line of counts per host.
+pub fn recap_text(reports: &[HostReport], check: bool) -> String {
+    let mut text = paint(Style::Bold, if check { "\nRECAP (check mode: nothing was changed)\n" } else { "\nRECAP\n" });
     let width = reports.iter().map(|r| r.host.len()).max().unwrap_or(0);
     for r in reports {
         let line = format!("ok={} changed={} failed={} skipped={}", r.ok, r.changed, r.failed, r.skipped);
@@ -126,7 +136,7 @@ pub fn print_human(reports: &[HostReport], check: bool) {
         };
         text.push_str(&format!("{}  {}\n", output::host_prefix(&r.host, width), paint(style, &line)));
     }
-    output::out(&text);
+    text
 }
 
 /// Prints `{"hosts": {"<host>": {...}}}`.

@@ -1,19 +1,24 @@
-//! Running the engine on many hosts at once.
+//! Running the engine: one host over a [`Remote`], many hosts at once. This is the thin
+//! executor: it sends the scripts, streams uploads and asks [`super::outcome`] what the output
+//! means. Progress goes to the injected [`Reporter`](super::progress::Reporter).
 
-use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
-use super::apply::{self, LOCK_FILE};
+use super::apply::{self, Schedule};
+use super::error::{HostError, NotApplied, StepError};
+use super::outcome;
 use super::probe::{self, Finding};
-use super::report::{HostReport, ResourceResult, diff_text};
-use super::sections;
+use super::progress::{Context, Event};
+use super::report::{HostReport, ResourceResult};
+use super::sections::{self, Framed, SectionId};
 use super::{Desired, Status};
 use crate::inventory::connection::Connection;
-use crate::transport::Output;
+use crate::sh::Cmd;
 use crate::transport::ssh::Ssh;
+use crate::transport::{Output, Remote};
 
 /// How to run.
 #[derive(Debug, Clone, Copy)]
@@ -34,121 +39,220 @@ pub struct Job {
     pub desired: Desired,
 }
 
-/// Set by the first Ctrl-C: hosts not yet changing anything stop there; apply scripts already
-/// running on hosts finish (they are one script each, under the host's lock), and the report
-/// says which hosts were not applied. A second Ctrl-C exits at once.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether the run was interrupted.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-fn watch_ctrl_c() {
-    tokio::spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-            eprintln!("\ninterrupted: finishing what hosts are already applying; nothing new starts (Ctrl-C again to quit now)");
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-}
-
-/// Runs every job concurrently (at most `forks` at once); reports in job order.
-pub async fn run_all(jobs: Vec<Job>, opts: Options) -> Vec<HostReport> {
-    watch_ctrl_c();
-    let total = jobs.len();
-    let progress = (std::io::stderr().is_terminal() && total > 0).then(|| {
-        let pb = indicatif::ProgressBar::new_spinner();
-        pb.enable_steady_tick(Duration::from_millis(120));
-        pb.set_message(format!("{} 0/{total} hosts", if opts.check { "planning" } else { "applying" }));
-        Arc::new(pb)
-    });
+/// Runs every job concurrently (at most `forks` at once); reports in job order. Each host's
+/// report also goes to the context's reporter as soon as that host is done.
+pub async fn run_all(jobs: Vec<Job>, opts: Options, ctx: &Context) -> Vec<HostReport> {
     let sem = Arc::new(Semaphore::new(opts.forks.max(1)));
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tasks: Vec<_> = jobs
         .into_iter()
         .map(|job| {
-            let (sem, progress, done) = (sem.clone(), progress.clone(), done.clone());
-            tokio::spawn(async move {
+            let (sem, ctx) = (sem.clone(), ctx.clone());
+            let host = job.connection.host.clone();
+            let task = tokio::spawn(async move {
                 let _permit = sem.acquire().await;
-                let host = job.connection.host.clone();
-                let report = run_host(job, opts).await;
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                if let Some(pb) = &progress {
-                    pb.set_message(format!("{} {n}/{total} hosts (last: {host})", if opts.check { "planning" } else { "applying" }));
-                }
+                let report = run_host_with(job, opts, &ctx).await;
+                ctx.reporter.finished(&report);
                 report
-            })
+            });
+            (host, task)
         })
         .collect();
-    let mut reports = Vec::with_capacity(total);
-    for t in tasks {
-        reports.push(t.await.unwrap_or_else(|e| HostReport::failed("?", format!("internal error: {e}"))));
-    }
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
+    let mut reports = Vec::with_capacity(tasks.len());
+    for (host, t) in tasks {
+        reports.push(t.await.unwrap_or_else(|e| HostReport::failed(&host, HostError::Internal(e.to_string()))));
     }
     reports
 }
 
-/// Connects, gathers facts, plans, and (unless checking) applies, for one host.
-pub async fn run_host(mut job: Job, opts: Options) -> HostReport {
+/// Connects, gathers facts, plans, and (unless checking) applies, for one host; reports to
+/// no one and cannot be cancelled.
+pub async fn run_host(job: Job, opts: Options) -> HostReport {
+    run_host_with(job, opts, &Context::default()).await
+}
+
+/// [`run_host`] with progress and cancellation.
+pub async fn run_host_with(mut job: Job, opts: Options, ctx: &Context) -> HostReport {
     let host = job.connection.host.clone();
+    ctx.reporter.event(&host, &Event::Connecting);
+    let started = Instant::now();
     let mut ssh = match Ssh::connect(&job.connection).await {
         Ok(s) => s,
-        Err(e) => return HostReport::failed(&host, e.to_string()),
+        Err(e) => return HostReport::failed(&host, e.into()),
     };
-    let nonce = sections::nonce();
-    let script = probe::script(&job.desired, &nonce);
-    let mut facts = ssh.run(&script).await;
+    tracing::info!(host, reused = ssh.reused, "connected in {:.2?}", started.elapsed());
+    let probe = ProbeScript::new(&job.desired);
+    let mut facts = probe.run(&ssh, &host, ctx).await;
     // A master kept from an earlier run may point at a host that rebooted or was replaced:
     // the first command then fails in transport; one new connection settles it.
     if facts.is_err() && ssh.reused {
+        tracing::info!(host, "the kept connection is dead; reconnecting");
         ssh = match ssh.reconnect(&job.connection).await {
             Ok(s) => s,
-            Err(e) => return HostReport::failed(&host, e.to_string()),
+            Err(e) => return HostReport::failed(&host, e.into()),
         };
-        facts = ssh.run(&script).await;
+        facts = probe.run(&ssh, &host, ctx).await;
     }
-    let report = match facts.map_err(|e| e.to_string()).and_then(|out| framed_output(&out, &nonce)) {
-        Ok(framed) => {
-            let resolved = resolve_deferred(&mut job.desired, &framed, opts.check).await;
-            match probe::plan(&job.desired, &framed) {
-                Ok(mut facts) => {
-                    for (i, r) in &resolved {
-                        if let Err(e) = r {
-                            facts.findings[*i] = Finding::Failed(e.clone());
-                        }
-                    }
-                    let mut report = converge(&ssh, &host, &job.desired, &facts, opts).await;
-                    finish_deferred(&job.desired, resolved, &mut report, opts.check).await;
-                    report
-                }
-                Err(e) => HostReport::failed(&host, e),
-            }
-        }
-        Err(e) => HostReport::failed(&host, e),
-    };
+    let report = after_probe(&ssh, &host, &mut job.desired, probe.framed(facts), opts, ctx).await;
     ssh.close().await;
     report
 }
 
+/// Gathers facts, plans and (unless checking) applies `desired` on an already open `remote`.
+pub async fn converge<R: Remote>(remote: &R, host: &str, desired: &mut Desired, opts: Options, ctx: &Context) -> HostReport {
+    let probe = ProbeScript::new(desired);
+    let facts = probe.run(remote, host, ctx).await;
+    after_probe(remote, host, desired, probe.framed(facts), opts, ctx).await
+}
+
+/// The fact-gathering script of one run and its nonce.
+struct ProbeScript {
+    nonce: String,
+    script: String,
+}
+
+impl ProbeScript {
+    fn new(desired: &Desired) -> Self {
+        let nonce = sections::nonce();
+        let script = probe::script(desired, &nonce);
+        ProbeScript { nonce, script }
+    }
+
+    async fn run<R: Remote>(&self, remote: &R, host: &str, ctx: &Context) -> Result<Output, HostError> {
+        ctx.reporter.event(host, &Event::Probing);
+        let started = Instant::now();
+        trace_script(host, "probe", &self.script);
+        let out = remote.run(&self.script).await.map_err(HostError::from);
+        tracing::info!(host, "facts gathered in {:.2?}", started.elapsed());
+        out
+    }
+
+    fn framed(&self, out: Result<Output, HostError>) -> Result<Framed, HostError> {
+        framed_output(&out?, &self.nonce)
+    }
+}
+
+/// Everything after the probe: resolve deferred steps, read the facts, schedule, upload, apply.
+async fn after_probe<R: Remote>(
+    remote: &R,
+    host: &str,
+    desired: &mut Desired,
+    framed: Result<Framed, HostError>,
+    opts: Options,
+    ctx: &Context,
+) -> HostReport {
+    let framed = match framed {
+        Ok(f) => f,
+        Err(e) => return HostReport::failed(host, e),
+    };
+    ctx.reporter.event(host, &Event::Planning);
+    let started = Instant::now();
+    let resolved = resolve_deferred(desired, &framed, opts.check).await;
+    let mut facts = match probe::read_facts(desired, &framed) {
+        Ok(f) => f,
+        Err(e) => return HostReport::failed(host, e),
+    };
+    for (i, r) in &resolved {
+        if let Err(e) = r {
+            facts.findings[*i] = Finding::Failed(e.clone());
+        }
+    }
+    let results = outcome::planned(desired, &facts, opts.diff);
+    for r in &results {
+        tracing::debug!(host, resource = %r.id, status = ?r.status, changes = %r.changes.join(", "), "planned");
+    }
+    let mut schedule = apply::schedule(desired, &facts);
+    schedule.read_generation = Some(probe::generation(&framed));
+    tracing::info!(host, steps = schedule.steps.len(), handlers = schedule.handlers.len(), "planned in {:.2?}", started.elapsed());
+    let mut report = if opts.check || schedule.is_empty() {
+        outcome::unapplied(host, desired, &schedule, results)
+    } else {
+        apply_schedule(remote, host, desired, &facts.findings, &schedule, results, ctx).await
+    };
+    finish_deferred(desired, resolved, &mut report, opts.check).await;
+    report
+}
+
+/// Uploads what the changes need, then runs the apply script.
+async fn apply_schedule<R: Remote>(
+    remote: &R,
+    host: &str,
+    desired: &Desired,
+    findings: &[Finding],
+    schedule: &Schedule,
+    results: Vec<ResourceResult>,
+    ctx: &Context,
+) -> HostReport {
+    let uploads: Vec<(usize, &super::Upload)> = schedule
+        .steps
+        .iter()
+        .filter_map(|(i, _)| match &findings[*i] {
+            Finding::Change(c) => Some(c.uploads.iter().map(move |u| (*i, u))),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if !uploads.is_empty() {
+        let bytes = uploads.iter().filter_map(|(_, u)| std::fs::metadata(&u.local).ok()).map(|m| m.len()).sum();
+        ctx.reporter.event(host, &Event::Uploading { files: uploads.len(), bytes });
+    }
+    let started = Instant::now();
+    let mut uploaded: Vec<&str> = Vec::new();
+    for (i, u) in uploads {
+        if ctx.cancel.is_cancelled() {
+            remove_uploads(remote, &uploaded).await;
+            return outcome::not_applied(host, schedule, results, NotApplied::Interrupted);
+        }
+        // Recorded first: a partial file is removed too.
+        uploaded.push(&u.remote);
+        let result = tokio::select! {
+            r = remote.upload(&u.local, &u.remote) => Some(r),
+            () = ctx.cancel.cancelled() => None,
+        };
+        match result {
+            Some(Ok(())) => tracing::info!(host, file = %u.local.display(), "uploaded"),
+            Some(Err(e)) => {
+                remove_uploads(remote, &uploaded).await;
+                return outcome::upload_failed(host, schedule, results, i, e.to_string());
+            }
+            None => {
+                remove_uploads(remote, &uploaded).await;
+                return outcome::not_applied(host, schedule, results, NotApplied::Interrupted);
+            }
+        }
+    }
+    if !uploaded.is_empty() {
+        tracing::info!(host, "uploads done in {:.2?}", started.elapsed());
+    }
+    if ctx.cancel.is_cancelled() {
+        remove_uploads(remote, &uploaded).await;
+        return outcome::not_applied(host, schedule, results, NotApplied::Interrupted);
+    }
+    ctx.reporter.event(host, &Event::Applying { steps: schedule.steps.len(), handlers: schedule.due_handlers().len() });
+    let started = Instant::now();
+    let nonce = sections::nonce();
+    let script = apply::script(desired, schedule, &nonce);
+    trace_script(host, "apply", &script);
+    let output = match remote.run(&script).await {
+        Ok(out) => framed_output(&out, &nonce),
+        Err(e) => Err(e.into()),
+    };
+    tracing::info!(host, "applied in {:.2?}", started.elapsed());
+    outcome::applied(host, desired, schedule, results, output)
+}
+
 /// Resolves every deferred step from the file its probe read; returns each step's notes or
 /// error.
-async fn resolve_deferred(desired: &mut Desired, framed: &sections::Framed, check: bool) -> Vec<(usize, Result<Vec<String>, String>)> {
+async fn resolve_deferred(desired: &mut Desired, framed: &Framed, check: bool) -> Vec<(usize, Result<Vec<String>, StepError>)> {
     let mut out = Vec::new();
     for (i, step) in desired.steps.iter_mut().enumerate() {
         let Some(d) = step.deferred.clone() else { continue };
-        let id = probe::deferred_section(i);
-        let result = match framed.sections.iter().find(|s| s.id == id) {
-            None => Err("the fact-gathering output lacks a file read".to_string()),
-            Some(s) if s.rc != 0 => Err(format!("reading {} failed (exit {}): {}", d.reads(), s.rc, s.body.trim())),
-            Some(s) => match probe::deferred_content(&s.body) {
+        let path = d.reads();
+        let result = match framed.section(&SectionId::Read(i)) {
+            None => Err(StepError::ReadMissing),
+            Some(s) if s.rc != 0 => Err(StepError::ReadFailed { path, rc: s.rc, output: s.body.trim().to_string() }),
+            Some(s) => match probe::deferred_content(&path, &s.body) {
                 Err(e) => Err(e),
-                Ok(current) => d.resolve(current.as_deref(), check).await.map(|r| {
+                Ok(current) => d.resolve(current.as_deref(), check).await.map_err(StepError::Resolve).map(|r| {
                     step.resource = r.resource;
                     r.notes
                 }),
@@ -160,7 +264,7 @@ async fn resolve_deferred(desired: &mut Desired, framed: &sections::Framed, chec
 }
 
 /// Tells deferred steps how their apply went, and adds every note to the report.
-async fn finish_deferred(desired: &Desired, resolved: Vec<(usize, Result<Vec<String>, String>)>, report: &mut HostReport, check: bool) {
+async fn finish_deferred(desired: &Desired, resolved: Vec<(usize, Result<Vec<String>, StepError>)>, report: &mut HostReport, check: bool) {
     for (i, result) in resolved {
         let Ok(notes) = result else { continue };
         let Some(d) = &desired.steps[i].deferred else { continue };
@@ -169,172 +273,65 @@ async fn finish_deferred(desired: &Desired, resolved: Vec<(usize, Result<Vec<Str
         if check {
             continue;
         }
-        let applied = match r.status {
-            Status::Ok | Status::Changed => Some(true),
-            Status::Failed if r.error.as_deref().is_some_and(|e| e.starts_with("outcome unknown")) => None,
-            Status::Failed | Status::Skipped => Some(false),
+        let applied = match (r.status, &r.error) {
+            (Status::Ok | Status::Changed, _) => Some(true),
+            (Status::Failed, Some(StepError::OutcomeUnknown(_) | StepError::ConnectionLost)) => None,
+            (Status::Failed | Status::Skipped, _) => Some(false),
         };
         r.changes.extend(d.finish(applied).await);
     }
 }
 
-async fn converge(ssh: &Ssh, host: &str, desired: &Desired, facts: &probe::Facts, opts: Options) -> HostReport {
-    let findings = &facts.findings;
-    let mut results: Vec<ResourceResult> = desired
-        .steps
-        .iter()
-        .zip(findings)
-        .map(|(step, f)| {
-            let (status, changes, diff, error) = match f {
-                Finding::Ok => (Status::Ok, vec![], None, None),
-                Finding::Change(c) => (Status::Changed, c.what.clone(), c.diff.as_ref().filter(|_| opts.diff).map(diff_text), None),
-                Finding::Failed(e) => (Status::Failed, vec![], None, Some(e.clone())),
-            };
-            ResourceResult { id: step.resource.id(), status, changes, diff, error }
-        })
-        .collect();
-    let plan = apply::plan(desired, facts);
-    // Steps after a failed one are not attempted.
-    if let Some(first) = findings.iter().position(|f| matches!(f, Finding::Failed(_))) {
-        for r in results.iter_mut().skip(first + 1).filter(|r| r.status == Status::Changed) {
-            r.status = Status::Skipped;
-            r.error = Some("not attempted: an earlier resource failed".into());
-        }
-    }
-    let handler_result = |h: usize, status: Status, error: Option<String>| ResourceResult {
-        id: format!("handler {}", desired.handlers[h].id),
-        status,
-        changes: vec![],
-        diff: None,
-        error,
-    };
-    // A prerequisite handler may run more than once; it is reported once.
-    let mut due_handlers: Vec<usize> = Vec::new();
-    for &(h, _) in &plan.handlers {
-        if !due_handlers.contains(&h) {
-            due_handlers.push(h);
-        }
-    }
-    if opts.check || (plan.steps.is_empty() && plan.handlers.is_empty()) {
-        results.extend(due_handlers.iter().map(|&h| handler_result(h, Status::Changed, None)));
-        return HostReport::new(host, results, None);
-    }
-    let not_applied = |mut results: Vec<ResourceResult>, why: &str| {
-        for (i, _) in &plan.steps {
-            results[*i].status = Status::Skipped;
-            results[*i].error = Some(format!("not applied: {why}"));
-        }
-        HostReport::new(host, results, Some(format!("{why}: nothing was changed on this host")))
-    };
-    let mut uploaded: Vec<&str> = Vec::new();
-    for (i, _) in &plan.steps {
-        if let Finding::Change(c) = &findings[*i] {
-            for u in &c.uploads {
-                if interrupted() {
-                    remove_uploads(ssh, &uploaded).await;
-                    return not_applied(results, "interrupted (Ctrl-C)");
-                }
-                uploaded.push(&u.remote);
-                if let Err(e) = ssh.upload(&u.local, &u.remote).await {
-                    results[*i].status = Status::Failed;
-                    results[*i].error = Some(e.to_string());
-                    return HostReport::new(host, results, Some("an upload failed; nothing was applied".into()));
-                }
-            }
-        }
-    }
-    if interrupted() {
-        remove_uploads(ssh, &uploaded).await;
-        return not_applied(results, "interrupted (Ctrl-C)");
-    }
-    let nonce = sections::nonce();
-    let script = apply::script(desired, &plan, &nonce);
-    let framed = match run_framed(ssh, &script, &nonce).await {
-        Ok(f) => f,
-        Err(e) => {
-            // Nothing trustworthy came back: everything planned is unknown.
-            for (i, _) in &plan.steps {
-                results[*i].status = Status::Failed;
-                results[*i].error = Some(format!("outcome unknown: {e}"));
-            }
-            return HostReport::new(host, results, Some(e));
-        }
-    };
-    if framed.notes.iter().any(|n| n == "locked") {
-        for (i, _) in &plan.steps {
-            results[*i].status = Status::Skipped;
-        }
-        return HostReport::new(
-            host,
-            results,
-            Some(format!("another provision run is applying to this host (lock {LOCK_FILE} is held); nothing was changed")),
-        );
-    }
-    if framed.notes.iter().any(|n| n == "noflock") {
-        return HostReport::new(host, results, Some("the host has no `flock` (util-linux or busybox); nothing was changed".into()));
-    }
-    // Stopped: a step failed and the script ended itself. Neither stopped nor done: the
-    // connection went away, so what was not reported is unknown, not skipped.
-    let lost = !framed.done && !framed.notes.iter().any(|n| n == "stopped");
-    let (unreached, unreached_status) = if lost {
-        ("outcome unknown: the connection was lost before this step reported", Status::Failed)
-    } else {
-        ("not attempted: an earlier step failed", Status::Skipped)
-    };
-    for (i, _) in &plan.steps {
-        match framed.sections.iter().find(|s| s.id == format!("r{i}")) {
-            Some(s) if s.rc == 0 => {}
-            Some(s) => {
-                results[*i].status = Status::Failed;
-                results[*i].error = Some(format!("exit {}: {}", s.rc, s.body.trim()));
-            }
-            None => {
-                results[*i].status = unreached_status;
-                results[*i].error = Some(unreached.into());
-            }
-        }
-    }
-    for &h in &due_handlers {
-        let runs: Vec<Option<&sections::Section>> = plan
-            .handlers
-            .iter()
-            .filter(|&&(hh, _)| hh == h)
-            .map(|&(_, after)| framed.sections.iter().find(|s| s.id == apply::handler_section(h, after)))
-            .collect();
-        results.push(match runs.iter().flatten().find(|s| s.rc != 0) {
-            Some(s) => handler_result(h, Status::Failed, Some(format!("exit {}: {}", s.rc, s.body.trim()))),
-            None if runs.iter().all(Option::is_some) => handler_result(h, Status::Changed, None),
-            None => handler_result(h, unreached_status, Some(unreached.into())),
-        });
-    }
-    let error = lost.then(|| "the apply script did not finish: the connection was lost (owed handlers run on the next apply)".to_string());
-    HostReport::new(host, results, error)
-}
-
 /// Removes files uploaded for an apply that will not run (its script would have).
-async fn remove_uploads(ssh: &Ssh, paths: &[&str]) {
+async fn remove_uploads<R: Remote>(remote: &R, paths: &[&str]) {
     if !paths.is_empty() {
-        let quoted: Vec<String> = paths.iter().map(|p| crate::vars::template::shell_quote(p)).collect();
-        let _ = ssh.run(&format!("rm -f {}", quoted.join(" "))).await;
+        let rm = Cmd::new("rm").arg("-f").end_of_options().args(paths);
+        let _ = remote.run(&rm.render()).await;
     }
 }
 
-/// Runs a framed script and parses its output; a failed transport, a refused sudo or broken
-/// framing becomes one message.
-async fn run_framed(ssh: &Ssh, script: &str, nonce: &str) -> Result<sections::Framed, String> {
-    let out: Output = ssh.run(script).await.map_err(|e| e.to_string())?;
-    framed_output(&out, nonce)
-}
-
-fn framed_output(out: &Output, nonce: &str) -> Result<sections::Framed, String> {
+/// Parses a framed script's output; a refused sudo or broken framing becomes a host error.
+fn framed_output(out: &Output, nonce: &str) -> Result<Framed, HostError> {
     let stdout = out.stdout_text();
     match sections::parse(&stdout, nonce) {
         Ok(f) if f.done || !f.notes.is_empty() || !f.sections.is_empty() => Ok(f),
-        Ok(_) => Err(format!(
-            "the host ran nothing (exit {}): {}",
-            out.status.map_or("signal".into(), |c| c.to_string()),
-            out.stderr_text().trim()
-        )),
-        Err(e) => Err(format!("{e}; stderr: {}", out.stderr_text().trim())),
+        Ok(_) => Err(HostError::RanNothing { status: out.status, stderr: out.stderr_text().trim().to_string() }),
+        Err(error) => Err(HostError::Framing { error, stderr: out.stderr_text().trim().to_string() }),
     }
+}
+
+/// Logs a script at `-vvv`. Heredoc payloads (file contents, possibly secret and base64
+/// encoded, which redaction by value cannot recognise) are left out.
+fn trace_script(host: &str, what: &str, script: &str) {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        tracing::trace!(host, "{what} script:\n{}", without_heredocs(script));
+    }
+}
+
+/// `script` with every heredoc's body replaced by a line saying how long it was.
+pub fn without_heredocs(script: &str) -> String {
+    let mut out = String::with_capacity(script.len().min(1 << 16));
+    let mut end: Option<String> = None;
+    let mut skipped = 0usize;
+    for line in script.lines() {
+        if let Some(delim) = &end {
+            if line == delim {
+                out.push_str(&format!("[{skipped} line(s) of content not shown]\n{line}\n"));
+                end = None;
+                skipped = 0;
+            } else {
+                skipped += 1;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if let Some((_, tail)) = line.rsplit_once("<<") {
+            let delim = tail.trim().trim_start_matches('-').trim_matches(['\'', '"']);
+            if !delim.is_empty() && delim.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                end = Some(delim.to_string());
+            }
+        }
+    }
+    out
 }

@@ -2,11 +2,109 @@
 //! `@@<nonce> begin <id>` and `@@<nonce> end <id> <rc>` lines, and the script ends with
 //! `@@<nonce> done`. The nonce is random per run, so nothing a host prints can forge a marker.
 
+use crate::sh::Script;
+
+/// Which part of a generated script a section is: the words both the scripts and the parser use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionId {
+    /// A step's probe (in the probe script) or its change (in the apply script): `r<step>`.
+    Step(usize),
+    /// The file a deferred step's probe reads: `d<step>`.
+    Read(usize),
+    /// The handlers an earlier run owes: `pending`.
+    Pending,
+    /// The mark the last apply left on the host: `generation`.
+    Generation,
+    /// A handler's run after a step: `h<handler>.<after>`.
+    Handler {
+        /// Index of the handler.
+        handler: usize,
+        /// Index of the step it runs after.
+        after: usize,
+    },
+    /// An id no generated script uses (kept for the error messages about it).
+    Other(String),
+}
+
+impl std::fmt::Display for SectionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SectionId::Step(i) => write!(f, "r{i}"),
+            SectionId::Read(i) => write!(f, "d{i}"),
+            SectionId::Pending => f.write_str("pending"),
+            SectionId::Generation => f.write_str("generation"),
+            SectionId::Handler { handler, after } => write!(f, "h{handler}.{after}"),
+            SectionId::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<&str> for SectionId {
+    fn from(s: &str) -> Self {
+        let num = |t: &str| t.parse::<usize>().ok().filter(|_| t.bytes().all(|b| b.is_ascii_digit()));
+        let parsed = match s.split_at_checked(1) {
+            _ if s == "pending" => Some(SectionId::Pending),
+            _ if s == "generation" => Some(SectionId::Generation),
+            Some(("r", n)) => num(n).map(SectionId::Step),
+            Some(("d", n)) => num(n).map(SectionId::Read),
+            Some(("h", rest)) => rest.split_once('.').and_then(|(h, a)| Some(SectionId::Handler { handler: num(h)?, after: num(a)? })),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| SectionId::Other(s.to_string()))
+    }
+}
+
+/// A status line a script prints outside the sections: `@@<nonce> <word>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Another run holds the host's lock; the apply script changed nothing.
+    Locked,
+    /// The host has no `flock`; the apply script changed nothing.
+    NoFlock,
+    /// A step failed and the script ended itself.
+    Stopped,
+    /// Another run applied to the host after this run's probe; the apply script changed nothing.
+    Changed,
+    /// A word no generated script prints.
+    Other(String),
+}
+
+impl Note {
+    /// The word on the line.
+    pub fn word(&self) -> &str {
+        match self {
+            Note::Locked => "locked",
+            Note::NoFlock => "noflock",
+            Note::Stopped => "stopped",
+            Note::Changed => "changed",
+            Note::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Note {
+    fn from(s: &str) -> Self {
+        match s {
+            "locked" => Note::Locked,
+            "noflock" => Note::NoFlock,
+            "stopped" => Note::Stopped,
+            "changed" => Note::Changed,
+            other => Note::Other(other.to_string()),
+        }
+    }
+}
+
+impl PartialEq<&str> for Note {
+    fn eq(&self, other: &&str) -> bool {
+        self.word() == *other
+    }
+}
+
 /// One framed part of the output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
     /// The id given at `begin`.
-    pub id: String,
+    pub id: SectionId,
     /// Exit status of the part.
     pub rc: i32,
     /// What it printed.
@@ -21,7 +119,19 @@ pub struct Framed {
     /// Whether the `done` line was seen (false: the script stopped early or output was cut).
     pub done: bool,
     /// Extra status lines the script printed (`@@<nonce> <word> ...` other than the framing).
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
+}
+
+impl Framed {
+    /// The section with this id, if the output has it.
+    pub fn section(&self, id: &SectionId) -> Option<&Section> {
+        self.sections.iter().find(|s| &s.id == id)
+    }
+
+    /// Whether the script printed this note.
+    pub fn has(&self, note: &Note) -> bool {
+        self.notes.contains(note)
+    }
 }
 
 /// Output that does not follow the framing.
@@ -39,16 +149,26 @@ pub fn nonce() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// sh that runs `body` as a framed part named `id` in a subshell, with `set -e`, stderr merged.
-/// With `stop_on_error`, a failing part ends the whole script (after printing its end marker).
-pub fn part(nonce: &str, id: &str, body: &str, stop_on_error: bool) -> String {
-    let stop = if stop_on_error { format!("\n[ \"$rc\" -eq 0 ] || {{ printf '@@{nonce} stopped\\n'; exit 0; }}") } else { String::new() };
-    format!("printf '@@{nonce} begin {id}\\n'\n(\nset -e\n{body}\n) 2>&1\nrc=$?\nprintf '\\n@@{nonce} end {id} %s\\n' \"$rc\"{stop}\n")
+/// Adds to `script` a part that runs `body` as the framed section `id` in a subshell, with
+/// `set -e`, stderr merged. With `stop_on_error`, a failing part ends the whole script (after
+/// printing its end marker and the [`Note::Stopped`] note).
+pub fn part(script: &mut Script, nonce: &str, id: &SectionId, body: &str, stop_on_error: bool) {
+    script.line(&format!("printf '@@{nonce} begin {id}\\n'"));
+    script.line("(").line("set -e").line(body).line(") 2>&1").line("rc=$?");
+    script.line(&format!("printf '\\n@@{nonce} end {id} %s\\n' \"$rc\""));
+    if stop_on_error {
+        script.line(&format!("[ \"$rc\" -eq 0 ] || {{ {} exit 0; }}", note_cmd(nonce, &Note::Stopped)));
+    }
 }
 
-/// sh that prints the closing `done` marker.
-pub fn done(nonce: &str) -> String {
-    format!("printf '@@{nonce} done\\n'\n")
+/// sh (one command ending in `;`) that prints `note`.
+pub fn note_cmd(nonce: &str, note: &Note) -> String {
+    format!("printf '@@{nonce} {}\\n';", note.word())
+}
+
+/// Adds to `script` the closing `done` marker.
+pub fn done(script: &mut Script, nonce: &str) {
+    script.line(&format!("printf '@@{nonce} done\\n'"));
 }
 
 /// Parses framed output. Lines outside sections (e.g. a login banner) are ignored; a section
@@ -89,7 +209,7 @@ pub fn parse(output: &str, nonce: &str) -> Result<Framed, FrameError> {
                 if body.ends_with('\n') {
                     body.pop();
                 }
-                framed.sections.push(Section { id: open_id, rc, body });
+                framed.sections.push(Section { id: SectionId::from(open_id.as_str()), rc, body });
             }
             ["done"] => {
                 if let Some((open_id, start, _)) = &open {
@@ -97,7 +217,7 @@ pub fn parse(output: &str, nonce: &str) -> Result<Framed, FrameError> {
                 }
                 framed.done = true;
             }
-            _ => framed.notes.push(rest.to_string()),
+            _ => framed.notes.push(Note::from(rest)),
         }
     }
     if let Some((id, start, _)) = open {

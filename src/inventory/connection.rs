@@ -24,8 +24,8 @@ pub struct Connection {
     pub become_root: bool,
     /// Known-hosts file.
     pub known_hosts_file: Option<PathBuf>,
-    /// Whether unknown/changed host keys are refused (the default) or accepted.
-    pub host_key_checking: bool,
+    /// How host keys are checked (strict by default).
+    pub host_key_checking: crate::transport::HostKeyChecking,
     /// ProxyJump destination(s).
     pub jump: Option<String>,
     /// ssh config file override.
@@ -61,7 +61,11 @@ impl Connection {
             ssh_key: path("ssh_key"),
             become_root,
             known_hosts_file: path("ssh_known_hosts_file"),
-            host_key_checking: b("ssh_host_key_checking").unwrap_or(true),
+            host_key_checking: match hv.get("ssh_host_key_checking").map(|r| &r.value) {
+                Some(serde_json::Value::Bool(false)) => crate::transport::HostKeyChecking::Off,
+                Some(serde_json::Value::String(s)) if s == "accept-new" => crate::transport::HostKeyChecking::AcceptNew,
+                _ => crate::transport::HostKeyChecking::Strict,
+            },
             jump: s("ssh_jump"),
             ssh_config_file: path("ssh_config_file"),
             connect_timeout: i("ssh_connect_timeout").map_or(10, |t| t as u64),

@@ -3,6 +3,29 @@
 
 pub mod ssh;
 
+use std::future::Future;
+use std::path::Path;
+
+/// A host as the engine sees it: something that runs a POSIX sh script and receives files.
+/// [`ssh::Ssh`] is the real one; tests replay recorded output through a fake.
+pub trait Remote: Sync {
+    /// Runs a POSIX sh script of any size (as root) in one round trip and collects its output.
+    fn run(&self, script: &str) -> impl Future<Output = Result<Output, TransportError>> + Send;
+    /// Streams the local file `local` to `remote` on the host (root-only mode).
+    fn upload(&self, local: &Path, remote: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
+}
+
+/// How host keys are checked (`ssh_host_key_checking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostKeyChecking {
+    /// Only keys already in known_hosts (`true`, the default).
+    Strict,
+    /// Trust on first use: an unknown key is recorded, a changed one refused (`accept-new`).
+    AcceptNew,
+    /// Any key, unknown or changed, and nothing recorded (`false`).
+    Off,
+}
+
 /// What a remote command produced.
 #[derive(Debug, Clone, Default)]
 pub struct Output {
@@ -32,7 +55,7 @@ impl Output {
 }
 
 /// Transport failures.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     /// The SSH connection could not be made.
     #[error("cannot connect to {host} ({target}): {reason}")]

@@ -9,9 +9,9 @@ use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use super::{Output, TransportError};
+use super::{HostKeyChecking, Output, Remote, TransportError};
 use crate::inventory::connection::Connection;
-use crate::vars::template::shell_quote;
+use crate::sh::Cmd;
 
 /// An open connection to one host.
 pub struct Ssh {
@@ -65,6 +65,14 @@ impl Ssh {
             b.port(p);
         }
         if let Some(k) = &conn.ssh_key {
+            // ssh itself would only say "Permission denied (publickey)".
+            if !k.is_file() {
+                return Err(TransportError::Connect {
+                    host: conn.host.clone(),
+                    target: target(conn),
+                    reason: format!("the SSH key file {} (ssh_key) does not exist or is not a file", k.display()),
+                });
+            }
             b.keyfile(k);
         }
         if let Some(f) = &conn.ssh_config_file {
@@ -73,14 +81,18 @@ impl Ssh {
         if let Some(j) = &conn.jump {
             b.jump_hosts(j.split(',').map(str::trim));
         }
-        if conn.host_key_checking {
-            b.known_hosts_check(KnownHosts::Strict);
-            if let Some(f) = &conn.known_hosts_file {
-                b.user_known_hosts_file(f);
+        match conn.host_key_checking {
+            HostKeyChecking::Strict | HostKeyChecking::AcceptNew => {
+                let trust_new = conn.host_key_checking == HostKeyChecking::AcceptNew;
+                b.known_hosts_check(if trust_new { KnownHosts::Add } else { KnownHosts::Strict });
+                if let Some(f) = &conn.known_hosts_file {
+                    b.user_known_hosts_file(f);
+                }
             }
-        } else {
-            b.known_hosts_check(KnownHosts::Accept);
-            b.user_known_hosts_file("/dev/null");
+            HostKeyChecking::Off => {
+                b.known_hosts_check(KnownHosts::Accept);
+                b.user_known_hosts_file("/dev/null");
+            }
         }
         b.connect_timeout(std::time::Duration::from_secs(conn.connect_timeout));
         b.server_alive_interval(std::time::Duration::from_secs(5));
@@ -171,8 +183,8 @@ impl Ssh {
 
     /// The remote command line that runs `script` with sh, through `sudo -n` when becoming root.
     fn wrap(&self, script: &str) -> String {
-        let quoted = shell_quote(script);
-        if self.become_root { format!("sudo -n sh -c {quoted}") } else { format!("sh -c {quoted}") }
+        let sh = Cmd::new("sh").arg("-c").arg(script);
+        if self.become_root { Cmd::new("sudo").arg("-n").raw(&sh.render()).render() } else { sh.render() }
     }
 
     /// Ends this use of the connection: a persisted master is left running (it exits by
@@ -183,6 +195,16 @@ impl Ssh {
         } else {
             let _ = self.session.close().await;
         }
+    }
+}
+
+impl Remote for Ssh {
+    fn run(&self, script: &str) -> impl std::future::Future<Output = Result<Output, TransportError>> + Send {
+        Ssh::run(self, script)
+    }
+
+    fn upload(&self, local: &Path, remote: &str) -> impl std::future::Future<Output = Result<(), TransportError>> + Send {
+        Ssh::upload(self, local, remote)
     }
 }
 
@@ -270,15 +292,64 @@ fn target(conn: &Connection) -> String {
 fn explain(e: &openssh::Error) -> String {
     let msg = crate::error::chain(e);
     let msg = msg.trim().replace('\n', " ").replace('\r', "");
-    if msg.contains("Host key verification failed") || msg.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
-        return format!("{msg} (the host key is unknown or changed; check it, update known_hosts, or set ssh_host_key_checking: false)");
+    match host_key_problem(&msg) {
+        Some(problem) => format!("{msg} ({})", problem.advice()),
+        None => msg,
     }
-    msg
+}
+
+/// Why ssh refused a host key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostKeyProblem {
+    /// The key differs from the one recorded: possibly an attack.
+    Changed,
+    /// No key is recorded for the host.
+    Unknown,
+}
+
+impl HostKeyProblem {
+    /// What to do about it. A changed key is never answered with "turn checking off".
+    fn advice(self) -> &'static str {
+        match self {
+            HostKeyProblem::Changed => {
+                "the host key CHANGED since it was recorded: someone may be intercepting the connection; verify the new key with \
+                 the host's owner, then remove the old entry (ssh-keygen -R) from known_hosts"
+            }
+            HostKeyProblem::Unknown => {
+                "the host key is unknown: add it to known_hosts after checking it, or set ssh_host_key_checking: accept-new \
+                 to trust it on first use (a later change is still refused)"
+            }
+        }
+    }
+}
+
+/// Reads ssh's words for a refused host key.
+fn host_key_problem(msg: &str) -> Option<HostKeyProblem> {
+    if msg.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || (msg.contains("Host key for") && msg.contains("has changed")) {
+        Some(HostKeyProblem::Changed)
+    } else if msg.contains("Host key verification failed") || msg.contains("host key is known for") {
+        Some(HostKeyProblem::Unknown)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_exit_trailer;
+    use super::{HostKeyProblem, host_key_problem, split_exit_trailer};
+
+    #[test]
+    fn an_unknown_key_suggests_accept_new_and_a_changed_one_never_suggests_turning_checking_off() {
+        let unknown =
+            "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking. Host key verification failed.";
+        assert_eq!(host_key_problem(unknown), Some(HostKeyProblem::Unknown));
+        assert!(HostKeyProblem::Unknown.advice().contains("ssh_host_key_checking: accept-new"));
+        let changed = "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ ... Host key for [127.0.0.1]:2222 has changed and you have \
+                       requested strict checking. Host key verification failed.";
+        assert_eq!(host_key_problem(changed), Some(HostKeyProblem::Changed));
+        assert!(!HostKeyProblem::Changed.advice().contains("ssh_host_key_checking"));
+        assert_eq!(host_key_problem("Connection refused"), None);
+    }
 
     #[test]
     fn exit_trailer() {

@@ -32,6 +32,8 @@ pub enum Kind {
     },
     /// A boolean (`yes`/`no`/`true`/`false` strings accepted).
     Bool,
+    /// A boolean or one of these words.
+    BoolOr(&'static [&'static str]),
     /// A list.
     List,
     /// A mapping.
@@ -66,7 +68,11 @@ pub const CONNECTION: &[VarSpec] = &[
         kind: Kind::Str,
         doc: "known_hosts file to check host keys against (default: your ssh config)",
     },
-    VarSpec { name: "ssh_host_key_checking", kind: Kind::Bool, doc: "false accepts unknown or changed host keys (default: true)" },
+    VarSpec {
+        name: "ssh_host_key_checking",
+        kind: Kind::BoolOr(&["accept-new"]),
+        doc: "accept-new trusts an unknown host key on first use and refuses changed ones; false accepts any key (default: true)",
+    },
     VarSpec { name: "ssh_jump", kind: Kind::Str, doc: "bastion host(s) for ProxyJump, e.g. admin@bastion:22" },
     VarSpec { name: "ssh_config_file", kind: Kind::Str, doc: "ssh config file to use instead of ~/.ssh/config" },
     VarSpec {
@@ -127,6 +133,10 @@ fn coerce(v: &Json, kind: Kind) -> Result<Json, String> {
                 _ => Err("a boolean".into()),
             },
             _ => Err("a boolean".into()),
+        },
+        Kind::BoolOr(words) => match v {
+            Json::String(s) if words.contains(&s.as_str()) => Ok(v.clone()),
+            _ => coerce(v, Kind::Bool).map_err(|_| format!("a boolean or one of: {}", words.join(", "))),
         },
         Kind::List => {
             if v.is_array() {
