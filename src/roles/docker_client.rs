@@ -19,9 +19,7 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     desired.steps.push(Step::new(Directory::new(dir).mode(0o700)));
     desired.steps.push(Step::new(File::new(&format!("{dir}/ca.pem"), ctx.read_cert(certs.ca_cert())?)));
     desired.steps.push(Step::new(File::new(&format!("{dir}/cert.pem"), ctx.read_cert(certs.client_cert(ctx.name()))?)));
-    desired
-        .steps
-        .push(Step::new(File::new(&format!("{dir}/key.pem"), ctx.read_cert(certs.client_key(ctx.name()))?).mode(0o600).secret()));
+    desired.steps.push(Step::new(File::new(&format!("{dir}/key.pem"), ctx.read_cert(certs.client_key(ctx.name()))?).mode(0o600).secret()));
     Ok(())
 }
 

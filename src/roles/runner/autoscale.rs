@@ -10,8 +10,8 @@
 //! store, on host directories: recreating the runner container (an image roll) neither loses
 //! the plugin nor forgets the live machines.
 
-use serde::Deserialize;
 use crate::vars::schema::{Kind, VarSpec};
+use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::cloud::{TAG_BY, TAG_RUNNER, TAG_STACK};
@@ -122,10 +122,14 @@ impl StackVars {
             worker_security_group: raw.cloud_worker_security_group,
             worker_instance_profile: raw.cloud_worker_instance_profile,
             fleets: raw.cloud_fleets,
-            runners: raw.runners.into_iter().filter_map(|r| match r {
-                Json::Object(m) => Some(m),
-                _ => None,
-            }).collect(),
+            runners: raw
+                .runners
+                .into_iter()
+                .filter_map(|r| match r {
+                    Json::Object(m) => Some(m),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
