@@ -24,6 +24,21 @@ pub struct Daemon {
     pub host: Option<String>,
 }
 
+/// The line the shared facts print instead of containers when the host has no `docker` command.
+const NO_CLI: &str = "@no-docker-cli";
+
+/// Fails a plan on a host without the `docker` command, naming the package to install (Debian 13
+/// ships the CLI apart from the engine). A host without it has no containers to remove, so
+/// [`ContainerAbsent`] does not ask.
+fn cli_present(kv: &Kv) -> Result<(), String> {
+    match kv.get("docker") {
+        Some("missing") => Err("the `docker` command is missing on this host: install the docker-cli package (Debian 13 and later; \
+             docker.io brings it on Debian 12) or Docker's docker-ce-cli"
+            .into()),
+        _ => Ok(()),
+    }
+}
+
 impl Daemon {
     /// Every container's state and every tagged image of this daemon, gathered with three
     /// docker calls however many containers and images the roles manage.
@@ -33,8 +48,10 @@ impl Daemon {
         let format = format!("{{{{.Name}}}} {{{{.State.Running}}}} {{{{.Image}}}} {{{{index .Config.Labels \"{SPEC_LABEL}\"}}}}");
         let inspect = docker.clone().args(["inspect", "--type", "container", "-f", &format]).raw("$ids");
         let images = docker.clone().args(["image", "ls", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+        // Without the CLI every container would look absent: say so instead (see `cli_present`).
         let script = format!(
-            "ids=$({} 2>/dev/null)\n[ -z \"$ids\" ] || {inspect} 2>/dev/null\necho @images\n{images} 2>/dev/null\ntrue",
+            "command -v docker >/dev/null 2>&1 || {{ echo {NO_CLI}; exit 0; }}\n\
+             ids=$({} 2>/dev/null)\n[ -z \"$ids\" ] || {inspect} 2>/dev/null\necho @images\n{images} 2>/dev/null\ntrue",
             docker.args(["ps", "-aq"])
         );
         SharedFact { var, script }
@@ -46,7 +63,9 @@ impl Daemon {
     /// The names reach awk through its environment, never through its program text.
     fn lookup(&self, name: Option<&str>, image: Option<&str>, missing_image: &str) -> String {
         let var = self.facts().var;
-        let mut awk = String::from("BEGIN { n = ENVIRON[\"PN\"]; r = ENVIRON[\"PR\"] }\n/^@images$/ { imgs = 1; next }\n");
+        let mut awk = format!(
+            "BEGIN {{ n = ENVIRON[\"PN\"]; r = ENVIRON[\"PR\"] }}\n/^{NO_CLI}$/ {{ print \"docker=missing\"; next }}\n/^@images$/ {{ imgs = 1; next }}\n"
+        );
         if name.is_some() {
             awk.push_str("!imgs && $1 == \"/\" n { run = $2; cimg = $3; spec = $4; found = 1 }\n");
         }
@@ -142,7 +161,9 @@ impl Resource for Image {
             // Pinned by digest: `image ls` shows no tag to match, ask docker directly (it prints
             // an empty line before failing on a missing image: capture, then decide).
             let inspect = self.daemon.docker().args(["image", "inspect", "-f", "{{.Id}}"]).end_of_options().arg(&self.reference);
-            return format!("i=$({inspect} 2>/dev/null) || i=absent\nprintf 'image=%s\\n' \"$i\"");
+            return format!(
+                "command -v docker >/dev/null 2>&1 || echo docker=missing\ni=$({inspect} 2>/dev/null) || i=absent\nprintf 'image=%s\\n' \"$i\""
+            );
         }
         self.daemon.lookup(None, Some(&self.reference), "absent")
     }
@@ -153,7 +174,9 @@ impl Resource for Image {
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
         check_not_option("image reference", &self.reference)?;
-        let found = Kv::parse(state)?.require("image")?.trim().to_string();
+        let kv = Kv::parse(state)?;
+        cli_present(&kv)?;
+        let found = kv.require("image")?.trim().to_string();
         let mut what = None;
         if found.starts_with("sha256:") {
             // An archive rebuilt under the same tag holds another image: load it again.
@@ -347,6 +370,7 @@ impl Resource for Container {
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
         self.check()?;
         let kv = Kv::parse(state)?;
+        cli_present(&kv)?;
         let image_now = kv.require("image")?;
         let create = || self.run_script();
         match kv.require("container")? {
@@ -421,6 +445,18 @@ mod tests {
 
     fn present(running: &str, image: &str, spec: &str, now: &str) -> String {
         format!("container=present\nrunning={running}\ncontainer_image={image}\nspec={spec}\nimage={now}\n")
+    }
+
+    #[test]
+    fn a_host_without_the_docker_command_is_told_which_package_to_install() {
+        let missing = "docker=missing\ncontainer=absent\nimage=none\n";
+        let e = Container::new("dind", "docker:dind").plan(missing).unwrap_err();
+        assert!(e.contains("`docker` command is missing") && e.contains("docker-cli"), "{e}");
+        let e = Image { reference: "registry:2".into(), archive: None, daemon: Daemon::default() }.plan(missing).unwrap_err();
+        assert!(e.contains("docker-cli"), "{e}");
+        let absent = ContainerAbsent { name: "gitlab-runner".into(), daemon: Daemon::default() };
+        assert!(absent.plan(missing).unwrap().is_none(), "no docker, no container to remove");
+        assert!(Daemon::default().facts().script.starts_with("command -v docker"));
     }
 
     #[test]
