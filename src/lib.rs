@@ -10,6 +10,7 @@ pub mod cloud;
 pub mod commands;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
 pub mod gitlab;
 pub mod inventory;
 pub mod net;

@@ -243,7 +243,11 @@ pub fn check_name(what: &str, value: &str) -> Result<(), String> {
         && value.len() <= 253
         && !value.starts_with(['-', '.'])
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok { Ok(()) } else { Err(format!("{what} `{value}` is not a valid name (letters, digits, `.`, `_`, `-`; not starting with `-` or `.`)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what} `{value}` is not a valid name (letters, digits, `.`, `_`, `-`; not starting with `-` or `.`)"))
+    }
 }
 
 #[cfg(test)]

@@ -49,14 +49,14 @@ fn precedence_follows_ansible_order() {
     assert_eq!(var(&s1, "v_default"), "inv-all", "group all beats role defaults");
     assert_eq!(var(&s1, "v_all"), "file-all", "group_vars/all.yaml beats the inventory's all vars");
     assert_eq!(var(&s1, "v_group"), "file-ci", "parent group beats all");
-    assert_eq!(var(&s1, "v_child"), "inv-slave", "child group beats parent, whatever the file");
+    assert_eq!(var(&s1, "v_child"), "file-ci", "as in Ansible, every group_vars file beats every inventory group var");
     assert_eq!(var(&s1, "v_host"), "inv-all");
     assert_eq!(var(&s1, "v_extra"), "cli", "-e beats everything");
     assert_eq!(var(&s1, "v_dir"), "second", "files in group_vars/<group>/ apply in name order");
     let m1 = host(&p, "m1");
     assert_eq!(var(&m1, "v_host"), "file-m1", "host_vars file beats the host's inventory vars");
     assert!(m1.vars.get("v_dir").is_none(), "slave vars do not leak to master");
-    assert_eq!(m1.connection.user.as_deref(), Some("core"), "`user` in host_vars beats `ansible_user` in group_vars");
+    assert_eq!(m1.connection.user.as_deref(), Some("core"), "`ssh_user` in host_vars beats `ansible_user` in group_vars");
     assert!(m1.connection.become_root, "a non-root user becomes root through sudo by default");
     assert_eq!(s1.connection.user.as_deref(), Some("admin"), "ansible_user is read as user");
     assert_eq!(s1.vars.groups, ["ci", "eu", "slave"], "groups ordered by depth, then name");
@@ -199,13 +199,18 @@ fn error_duplicate_host() {
 }
 
 #[test]
-fn error_group_vars_for_unknown_group() {
+fn group_vars_for_unknown_group_is_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("inventory.yaml"), "all:\n  children:\n    slave:\n      hosts:\n        s1:\n").unwrap();
     std::fs::create_dir(dir.path().join("group_vars")).unwrap();
     std::fs::write(dir.path().join("group_vars/slaves.yaml"), "x: 1\n").unwrap();
-    let err = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).err().expect("stray group_vars file");
-    let text = render(&err);
-    assert!(text.contains("slaves.yaml is for group `slaves`, which the inventory"), "{text}");
+    let p = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).unwrap_or_else(|e| panic!("{}", render(&e)));
+    let text = p.warnings.join("\n");
+    assert!(text.contains("slaves.yaml is for group `slaves`, which the inventory does not have; it is ignored"), "{text}");
     assert!(text.contains("did you mean `slave`?"), "{text}");
+}
+
+#[test]
+fn error_retired_connection_name_says_what_to_write() {
+    insta::assert_snapshot!(load_error("tests/fixtures/bad/retired_name.yaml"));
 }

@@ -24,7 +24,7 @@ fn parse_one(index: usize, arg: &str) -> Result<Layer, InputError> {
     // KEY=VALUE pairs, space separated, values may be quoted; values are strings, as in Ansible.
     let id = source::register_named(label.clone(), arg.to_string());
     let mut vars = VarMap::new();
-    for (offset, token) in crate::inventory::ini::split_words(arg).map_err(|m| InputError::plain(format!("{label}: {m}")))? {
+    for (offset, token) in crate::inventory::ini::split_args(arg).map_err(|m| InputError::plain(format!("{label}: {m}")))? {
         let Some((key, value)) = token.split_once('=') else {
             return Err(InputError::at(
                 source::Span::new(id, offset, token.len()),
@@ -37,7 +37,7 @@ fn parse_one(index: usize, arg: &str) -> Result<Layer, InputError> {
             return Err(InputError::at(source::Span::new(id, offset, token.len()), "extra var has an empty name", "empty name"));
         }
         let span = source::Span::new(id, offset + key.len() + 1, value.len());
-        vars.insert(super::canonical_name(key).to_string(), Node { value: Value::Str(value.to_string()), span, tag: None });
+        vars.insert(key.to_string(), Node { value: Value::Str(value.to_string()), span, tag: None });
     }
     Ok(Layer { label, vars })
 }
@@ -52,7 +52,7 @@ mod tests {
         assert_eq!(layers[0].vars["a"].to_json(), "1");
         assert_eq!(layers[0].vars["b"].to_json(), "two words");
         assert_eq!(layers[1].vars["c"].to_json(), serde_json::json!([1, 2]));
-        assert_eq!(layers[2].vars["user"].to_json(), "core");
+        assert_eq!(layers[2].vars["ansible_user"].to_json(), "core", "Ansible's names are kept as written");
         assert!(parse(&["novalue".into()]).is_err());
     }
 }
