@@ -39,6 +39,8 @@ pub struct Project {
     pub specs: Vec<VarSpec>,
     /// Warnings found while loading (already printed to stderr).
     pub warnings: Vec<String>,
+    /// `hostvars`: every host's merged vars as written (templates in them are not rendered).
+    hostvars: Json,
 }
 
 /// A selected host with its resolved vars and connection settings.
@@ -78,7 +80,9 @@ impl Project {
         for w in &found.warnings {
             warn(w);
         }
-        Ok(Project { inventory, sources, env, specs, warnings: found.warnings })
+        let mut project = Project { inventory, sources, env, specs, warnings: found.warnings, hostvars: Json::Null };
+        project.hostvars = project.raw_hostvars();
+        Ok(project)
     }
 
     /// Host names selected by `--limit` (every host when `None`).
@@ -116,6 +120,21 @@ impl Project {
         layers
     }
 
+    /// Every host's merged vars, unrendered, for `hostvars[...]` in templates.
+    fn raw_hostvars(&self) -> Json {
+        let hosts = self.inventory.hosts.keys().map(|h| {
+            let mut vars: serde_json::Map<String, Json> = vars::merge(&self.layers_for(h))
+                .into_iter()
+                // Secrets stay out: a template reading another host's secret would not know it is one.
+                .filter(|(k, (n, _))| !crate::vars::secret::is_secret_node(k, n))
+                .map(|(k, (n, _))| (k, n.to_json()))
+                .collect();
+            vars.insert("inventory_hostname".into(), Json::String(h.clone()));
+            (h.clone(), Json::Object(vars))
+        });
+        Json::Object(hosts.collect())
+    }
+
     /// Ansible's magic vars for `host`.
     fn magic(&self, host: &str, groups: &[String]) -> IndexMap<String, Json> {
         let inv = &self.inventory;
@@ -127,6 +146,7 @@ impl Project {
         magic.insert("group_names".to_string(), Json::from(names));
         let all_groups: serde_json::Map<String, Json> = inv.groups.keys().map(|g| (g.clone(), Json::from(inv.group_hosts(g)))).collect();
         magic.insert("groups".to_string(), Json::Object(all_groups));
+        magic.insert("hostvars".to_string(), self.hostvars.clone());
         magic.insert("inventory_dir".to_string(), Json::String(inv.dir().display().to_string()));
         magic.insert("inventory_file".to_string(), Json::String(inv.path.display().to_string()));
         magic.insert("playbook_dir".to_string(), Json::String(inv.dir().display().to_string()));

@@ -79,7 +79,7 @@ fn broken_inventory_names_file_line_and_column() {
     for (file, place) in [
         ("tests/fixtures/bad/indent.yaml", "indent.yaml:7:8"),
         ("tests/fixtures/bad/unknown_key.yaml", "unknown_key.yaml:2:3"),
-        ("tests/fixtures/bad/wrong_type.yaml", "wrong_type.yaml:5:13"),
+        ("tests/fixtures/bad/wrong_type.yaml", "wrong_type.yaml:5:17"),
         ("tests/fixtures/bad/undefined_var.yaml", "undefined_var.yaml:3:17"),
     ] {
         let o = provision(&["-i", file, "inventory"]);

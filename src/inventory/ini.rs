@@ -23,7 +23,7 @@
 use std::path::Path;
 
 use super::pyliteral::literal_eval;
-use super::{Inventory, UNGROUPED, expand_host_range};
+use super::{ALL, Inventory, UNGROUPED, expand_host_range};
 use crate::error::InputError;
 use crate::source::{SourceId, Span};
 use crate::vars::VarMap;
@@ -50,6 +50,10 @@ pub fn parse(path: &Path, source: SourceId, text: &str) -> Result<Inventory, Inp
     let mut inv = Inventory::new(path.to_path_buf());
     let mut section = Section::Hosts(UNGROUPED.to_string());
     let mut line_start = 0;
+    // Groups given a `[g]` or `[g:children]` section; a group only named as a child or in a
+    // `[g:vars]` header is undefined, as in Ansible (usually a typo).
+    let mut declared: std::collections::HashSet<String> = [ALL.to_string(), UNGROUPED.to_string()].into();
+    let mut referenced: Vec<(String, Span, String)> = Vec::new();
     for raw_line in text.split_inclusive('\n') {
         let start = line_start;
         line_start += raw_line.len();
@@ -60,8 +64,18 @@ pub fn parse(path: &Path, source: SourceId, text: &str) -> Result<Inventory, Inp
             continue;
         }
         let at = |offset: usize, len: usize| Span::new(source, start + indent + offset, len);
-        if line.starts_with('[') {
+        // `[2001:db8::1]:22` is a host line; only `[name]` / `[name:kind]` (maybe with a
+        // comment after it) is a section, as Ansible's section pattern has it.
+        if is_header(line) || (line.starts_with('[') && line.ends_with(']')) {
             section = header(&mut inv, line, &at)?;
+            match &section {
+                Section::Hosts(g) | Section::Children(g) => {
+                    declared.insert(g.clone());
+                }
+                Section::Vars(g) => {
+                    referenced.push((g.clone(), at(0, line.len()), format!("section [{g}:vars] is for undefined group `{g}`")))
+                }
+            }
             continue;
         }
         match &section {
@@ -89,11 +103,36 @@ pub fn parse(path: &Path, source: SourceId, text: &str) -> Result<Inventory, Inp
                 }
                 inv.group_mut(child, Some(at(0, child.len())));
                 inv.add_child(group, child);
+                referenced.push((
+                    child.to_string(),
+                    at(0, child.len()),
+                    format!("section [{group}:children] includes undefined group `{child}`"),
+                ));
             }
         }
     }
+    if let Some((name, span, msg)) = referenced.into_iter().find(|(g, _, _)| !declared.contains(g)) {
+        let mut e = InputError::at(span, msg, "no [group] or [group:children] section defines it");
+        if let Some(s) = super::did_you_mean(&name, declared.iter().map(String::as_str)) {
+            e = e.with_help(format!("did you mean `{s}`?"));
+        } else {
+            e = e.with_help(format!("add a `[{name}]` section (it may be empty)"));
+        }
+        return Err(e);
+    }
     inv.finish()?;
     Ok(inv)
+}
+
+fn is_header(line: &str) -> bool {
+    let Some(body) = line.strip_prefix('[') else { return false };
+    let Some(close) = body.find(']') else { return false };
+    let rest = body[close + 1..].trim_start();
+    let (name, kind) = body[..close].split_once(':').unwrap_or((&body[..close], ""));
+    (rest.is_empty() || rest.starts_with('#'))
+        && !name.is_empty()
+        && !name.contains(char::is_whitespace)
+        && kind.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 fn header(inv: &mut Inventory, line: &str, at: &dyn Fn(usize, usize) -> Span) -> Result<Section, InputError> {

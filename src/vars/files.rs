@@ -75,7 +75,8 @@ pub fn load_layer(path: &Path) -> Result<Layer, InputError> {
     let node = crate::yaml::parse(id, &plain)?;
     let mut vars = map_from_node(&node, &label)?;
     for v in vars.values_mut() {
-        v.tag.get_or_insert_with(|| super::secret::VAULT_TAG.to_string());
+        // Marked secret (not `!vault`: the value is already plain text).
+        v.tag.get_or_insert_with(|| super::secret::TAG.to_string());
     }
     Ok(Layer { label, vars })
 }

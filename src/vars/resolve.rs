@@ -197,7 +197,7 @@ impl Scope {
     fn render_str(self: &Arc<Self>, s: &str, span: Span) -> Result<Json, InputError> {
         let ctx = JValue::from_dyn_object(self.clone());
         let outer_read = super::template::take_secret_read();
-        let result = match single_expression(s) {
+        let result = match single_expression(&self.env, s) {
             Some(expr) => match self.env.compile_expression(expr).and_then(|e| e.eval(ctx.clone())) {
                 // Expressions yield undefined instead of failing; rendering the string instead
                 // produces minijinja's own "`x` is undefined" error.
@@ -243,10 +243,10 @@ fn contains_undefined(v: &JValue) -> bool {
 }
 
 /// `"{{ expr }}"` with nothing around it: evaluated as an expression so lists and numbers keep
-/// their type.
-fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
-    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then(|| inner.trim())
+/// their type. The inner text must compile as one expression (a dict literal may contain `}}`).
+fn single_expression<'a>(env: &Environment<'static>, s: &'a str) -> Option<&'a str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    (!inner.contains("{%") && env.compile_expression(inner).is_ok()).then_some(inner)
 }
 
 impl Object for Scope {
