@@ -41,6 +41,8 @@ pub struct Project {
     pub warnings: Vec<String>,
     /// `hostvars`: every host's merged vars as written (templates in them are not rendered).
     hostvars: Json,
+    /// `groups`: the hosts of every group, computed once.
+    groups_var: Json,
 }
 
 /// A selected host with its resolved vars and connection settings.
@@ -80,8 +82,10 @@ impl Project {
         for w in &found.warnings {
             warn(w);
         }
-        let mut project = Project { inventory, sources, env, specs, warnings: found.warnings, hostvars: Json::Null };
+        let mut project =
+            Project { inventory, sources, env, specs, warnings: found.warnings, hostvars: Json::Null, groups_var: Json::Null };
         project.hostvars = project.raw_hostvars();
+        project.groups_var = serde_json::to_value(project.inventory.all_group_hosts()).unwrap_or(Json::Null);
         Ok(project)
     }
 
@@ -144,8 +148,7 @@ impl Project {
         let mut names: Vec<String> = groups.iter().filter(|g| *g != ALL).cloned().collect();
         names.sort();
         magic.insert("group_names".to_string(), Json::from(names));
-        let all_groups: serde_json::Map<String, Json> = inv.groups.keys().map(|g| (g.clone(), Json::from(inv.group_hosts(g)))).collect();
-        magic.insert("groups".to_string(), Json::Object(all_groups));
+        magic.insert("groups".to_string(), self.groups_var.clone());
         magic.insert("hostvars".to_string(), self.hostvars.clone());
         magic.insert("inventory_dir".to_string(), Json::String(inv.dir().display().to_string()));
         magic.insert("inventory_file".to_string(), Json::String(inv.path.display().to_string()));

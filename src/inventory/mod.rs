@@ -243,6 +243,20 @@ impl Inventory {
         groups
     }
 
+    /// The hosts of every group (including descendants'), in inventory order: Ansible's
+    /// `groups` var. Linear in hosts times their groups, not groups squared.
+    pub fn all_group_hosts(&self) -> IndexMap<String, Vec<String>> {
+        let mut out: IndexMap<String, Vec<String>> = self.groups.keys().map(|g| (g.clone(), Vec::new())).collect();
+        for h in self.hosts.keys() {
+            for g in self.host_groups(h) {
+                if let Some(v) = out.get_mut(&g) {
+                    v.push(h.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// All hosts of `group`, including those of its descendants, in inventory order.
     pub fn group_hosts(&self, group: &str) -> Vec<String> {
         let mut seen = HashSet::new();

@@ -202,7 +202,11 @@ impl Scope {
                 // Expressions yield undefined instead of failing; rendering the string instead
                 // produces minijinja's own "`x` is undefined" error.
                 Ok(v) if contains_undefined(&v) => self.env.render_str(s, ctx).and_then(|_| {
-                    Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, format!("`{expr}` uses an undefined value")))
+                    let what = match self.undefined_names(s).as_slice() {
+                        [] => "an undefined value".to_string(),
+                        names => format!("undefined variable `{}`", names.join("`, `")),
+                    };
+                    Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, format!("`{expr}` uses {what}")))
                 }),
                 Ok(v) => Ok(serde_json::to_value(&v).unwrap_or(Json::Null)),
                 Err(e) => Err(e),
@@ -229,6 +233,20 @@ impl Scope {
             InputError::at(span, format!("template error: {detail}"), label)
                 .with_help("variables come from the inventory, group_vars/, host_vars/ and -e; use `| default(...)` for optional ones")
         })
+    }
+}
+
+impl Scope {
+    /// The variables a template reads that no layer, magic var or global defines.
+    fn undefined_names(&self, s: &str) -> Vec<String> {
+        let Ok(t) = self.env.template_from_str(s) else { return Vec::new() };
+        let mut names: Vec<String> = t
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|n| !self.raw.contains_key(n) && !self.magic.contains_key(n) && self.env.globals().all(|(g, _)| g != n.as_str()))
+            .collect();
+        names.sort();
+        names
     }
 }
 

@@ -67,7 +67,10 @@ pub fn decrypt(text: &str, what: &str) -> Result<String, VaultError> {
     Err(VaultError::WrongPassword(what.to_string()))
 }
 
-fn parse(text: &str) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), &'static str> {
+/// The three binary fields of a vault body: salt, HMAC, ciphertext.
+type Envelope = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn parse(text: &str) -> Result<Envelope, &'static str> {
     let mut lines = text.trim().lines();
     let header = lines.next().ok_or("empty")?;
     let fields: Vec<&str> = header.trim().split(';').collect();
