@@ -163,15 +163,31 @@ impl Project {
 
     /// Resolves the vars of one host (no type checks).
     pub fn resolve_vars(&self, host: &str) -> Result<HostVars, InputError> {
+        self.resolve_vars_with(host, &|name| self.is_known(name))
+    }
+
+    fn resolve_vars_with(&self, host: &str, strict: &dyn Fn(&str) -> bool) -> Result<HostVars, InputError> {
         let all = self.inventory.host_groups(host);
         let groups: Vec<String> = all.iter().filter(|g| *g != ALL && *g != UNGROUPED).cloned().collect();
         let input = HostInput { host: host.to_string(), magic: self.magic(host, &all), groups, layers: self.layers_for(host) };
-        resolve_host(input, &self.env, &|name| self.is_known(name))
+        resolve_host(input, &self.env, strict)
+    }
+
+    /// Resolves only what reaching the hosts needs, for commands that only connect (`debug
+    /// exec`): connection vars are strict; any other var that cannot be rendered (a secret from an
+    /// unset `env()`) is kept as written, so a missing secret is an error only where it is used.
+    pub fn connections(&self, hosts: &[String]) -> Result<Vec<HostSpec>> {
+        let is_conn = |name: &str| schema::CONNECTION.iter().any(|s| s.name == name);
+        self.resolve_with(hosts, &is_conn, schema::CONNECTION)
     }
 
     /// Resolves and type-checks the vars of each host; reports every error found, not just the
     /// first (the same bad value shared by several hosts is reported once).
     pub fn resolve(&self, hosts: &[String]) -> Result<Vec<HostSpec>> {
+        self.resolve_with(hosts, &|name| self.is_known(name), &self.specs)
+    }
+
+    fn resolve_with(&self, hosts: &[String], strict: &dyn Fn(&str) -> bool, specs: &[VarSpec]) -> Result<Vec<HostSpec>> {
         let mut out = Vec::new();
         let mut errors: Vec<InputError> = Vec::new();
         let push = |e: InputError, errors: &mut Vec<InputError>| {
@@ -181,9 +197,9 @@ impl Project {
         };
         let mut warned = std::collections::HashSet::new();
         for h in hosts {
-            match self.resolve_vars(h) {
+            match self.resolve_vars_with(h, strict) {
                 Ok(mut hv) => {
-                    for e in schema::check(&mut hv, &self.specs) {
+                    for e in schema::check(&mut hv, specs) {
                         push(e, &mut errors);
                     }
                     for w in self.typo_warnings(&hv) {

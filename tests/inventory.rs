@@ -342,3 +342,17 @@ fn group_priority_orders_groups_of_the_same_depth() {
     assert_eq!(var(&h, "v"), "a", "a higher priority applies later");
     assert!(h.vars.get("ansible_group_priority").is_none(), "the priority is not a var, as in Ansible");
 }
+
+#[test]
+fn commands_that_only_connect_do_not_need_unrelated_secrets() {
+    let (_d, p) = project_in(&[(
+        "inventory.yaml",
+        "all:\n  vars:\n    gitlab_api_token: \"{{ env('PROVISION_TEST_SURELY_UNSET') }}\"\n  hosts:\n    h1: {ansible_host: 10.0.0.1}\n",
+    )]);
+    let p = p.unwrap();
+    let names = vec!["h1".to_string()];
+    let c = p.connections(&names).unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert_eq!(c[0].connection.address, "10.0.0.1");
+    let e = render(&p.resolve(&names).unwrap_err());
+    assert!(e.contains("PROVISION_TEST_SURELY_UNSET"), "where the secret is used it is still required: {e}");
+}

@@ -24,7 +24,7 @@ fn parse_one(index: usize, arg: &str) -> Result<Layer, InputError> {
     // KEY=VALUE pairs, space separated, values may be quoted; values are strings, as in Ansible.
     let id = source::register_named(label.clone(), arg.to_string());
     let mut vars = VarMap::new();
-    for (offset, token) in crate::inventory::ini::split_args(arg).map_err(|m| InputError::plain(format!("{label}: {m}")))? {
+    for (offset, token) in super::shlex::split_args(arg).map_err(|m| InputError::plain(format!("{label}: {m}")))? {
         let Some((key, value)) = token.split_once('=') else {
             return Err(InputError::at(
                 source::Span::new(id, offset, token.len()),

@@ -16,6 +16,7 @@ pub mod filters;
 pub mod resolve;
 pub mod schema;
 pub mod secret;
+pub mod shlex;
 pub mod template;
 pub mod vault;
 

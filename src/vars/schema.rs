@@ -11,7 +11,7 @@ use crate::error::InputError;
 /// the list of them.
 pub fn unknown_key(map: &serde_json::Map<String, Json>, known: &[&str]) -> Option<(String, String)> {
     let key = map.keys().find(|k| !known.contains(&k.as_str()))?;
-    let help = match crate::inventory::did_you_mean(key, known.iter().copied()) {
+    let help = match crate::source::did_you_mean(key, known.iter().copied()) {
         Some(h) => format!("did you mean `{h}`?"),
         None => format!("known keys: {}", known.join(", ")),
     };
