@@ -13,6 +13,8 @@ pub fn register(env: &mut Environment<'static>) {
         kw.assert_all_used()?;
         Ok(py_json(&json(&v)?, Some(indent.unwrap_or(4)), true))
     });
+    env.add_filter("to_yaml", |v: Value| Ok::<_, Error>(py_yaml(&json(&v)?, false)));
+    env.add_filter("to_nice_yaml", |v: Value| Ok::<_, Error>(py_yaml(&json(&v)?, true)));
     env.add_filter("combine", combine);
     env.add_filter("dict2items", dict2items);
     env.add_filter("items2dict", items2dict);
@@ -225,9 +227,121 @@ fn hash(v: Value, algo: Option<String>) -> Result<String, Error> {
     })
 }
 
+/// `yaml.dump` as Ansible's `to_yaml` (flow style for collections of scalars) and
+/// `to_nice_yaml` (block style, 4-space indent) call it: sorted keys, Unicode kept. Long lines
+/// are not folded at 80 columns as PyYAML does.
+pub fn py_yaml(v: &Json, nice: bool) -> String {
+    let mut out = String::new();
+    let indent = if nice { 4 } else { 2 };
+    if is_scalar(v) || (!nice && is_flat(v)) {
+        out.push_str(&flow(v));
+        out.push('\n');
+        if is_scalar(v) {
+            out.push_str("...\n");
+        }
+        return out;
+    }
+    block(&mut out, v, 0, indent, nice);
+    out
+}
+
+fn is_scalar(v: &Json) -> bool {
+    !matches!(v, Json::Array(_) | Json::Object(_))
+}
+
+fn is_flat(v: &Json) -> bool {
+    match v {
+        Json::Array(a) => a.iter().all(is_scalar),
+        Json::Object(o) => o.values().all(is_scalar),
+        _ => true,
+    }
+}
+
+fn sorted(o: &serde_json::Map<String, Json>) -> Vec<(&String, &Json)> {
+    let mut e: Vec<_> = o.iter().collect();
+    e.sort_by(|a, b| a.0.cmp(b.0));
+    e
+}
+
+fn flow(v: &Json) -> String {
+    match v {
+        Json::Array(a) if a.is_empty() => "[]".into(),
+        Json::Object(o) if o.is_empty() => "{}".into(),
+        Json::Array(a) => format!("[{}]", a.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Json::Object(o) => {
+            format!("{{{}}}", sorted(o).iter().map(|(k, v)| format!("{}: {}", scalar_str(k, true), flow(v))).collect::<Vec<_>>().join(", "))
+        }
+        Json::String(s) => scalar_str(s, true),
+        Json::Null => "null".into(),
+        Json::Bool(b) => b.to_string(),
+        Json::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e16 => format!("{f:.1}"),
+            _ => n.to_string(),
+        },
+    }
+}
+
+/// A string as PyYAML writes it: plain when that reads back as the same string, else quoted.
+fn scalar_str(s: &str, in_flow: bool) -> String {
+    let reads_back = matches!(crate::yaml::resolve_plain(s), crate::yaml::Value::Str(_));
+    let special_start =
+        s.starts_with(['-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', ' ']);
+    let bad_inside =
+        s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.ends_with(' ') || (in_flow && s.contains([',', '[', ']', '{', '}']));
+    if !s.is_empty() && reads_back && !special_start && !bad_inside && !s.chars().any(|c| c.is_control()) {
+        return s.to_string();
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return serde_json::to_string(s).unwrap_or_default();
+    }
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn block(out: &mut String, v: &Json, depth: usize, indent: usize, nice: bool) {
+    let pad = " ".repeat(depth);
+    match v {
+        Json::Object(o) => {
+            for (k, item) in sorted(o) {
+                out.push_str(&format!("{pad}{}:", scalar_str(k, false)));
+                match item {
+                    Json::Array(a) if !a.is_empty() && (nice || !is_flat(item)) => {
+                        out.push('\n');
+                        // PyYAML does not indent a list under a mapping key.
+                        block(out, item, depth, indent, nice);
+                    }
+                    Json::Object(m) if !m.is_empty() && (nice || !is_flat(item)) => {
+                        out.push('\n');
+                        block(out, item, depth + indent, indent, nice);
+                    }
+                    _ => out.push_str(&format!(" {}\n", flow(item))),
+                }
+            }
+        }
+        Json::Array(a) => {
+            for item in a {
+                match item {
+                    Json::Array(x) if !x.is_empty() && (nice || !is_flat(item)) => {
+                        out.push_str(&format!("{pad}-"));
+                        let mut inner = String::new();
+                        block(&mut inner, item, depth + 2, indent, nice);
+                        out.push_str(&format!(" {}", inner.trim_start()));
+                    }
+                    Json::Object(m) if !m.is_empty() && (nice || !is_flat(item)) => {
+                        let mut inner = String::new();
+                        block(&mut inner, item, depth + indent, indent, nice);
+                        out.push_str(&format!("{pad}-{}", &inner[depth + 1..]));
+                    }
+                    _ => out.push_str(&format!("{pad}- {}\n", flow(item))),
+                }
+            }
+        }
+        _ => out.push_str(&format!("{pad}{}\n", flow(v))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::py_json;
+    use super::{py_json, py_yaml};
     use serde_json::json;
 
     #[test]
@@ -236,5 +350,12 @@ mod tests {
         assert_eq!(py_json(&v, None, false), r#"{"z": 1, "b": "\u00e9", "c": [1, 2]}"#);
         assert_eq!(py_json(&v, Some(4), true), "{\n    \"b\": \"\\u00e9\",\n    \"c\": [\n        1,\n        2\n    ],\n    \"z\": 1\n}");
         assert_eq!(py_json(&json!(1.0), None, false), "1.0");
+    }
+
+    #[test]
+    fn yaml_is_written_as_pyyaml_writes_it() {
+        let v = json!({"z": 1, "b": "x y", "c": [1, 2], "d": {"e": true}, "q": "yes"});
+        assert_eq!(py_yaml(&v, false), "b: x y\nc: [1, 2]\nd: {e: true}\nq: 'yes'\nz: 1\n");
+        assert_eq!(py_yaml(&v, true), "b: x y\nc:\n- 1\n- 2\nd:\n    e: true\nq: 'yes'\nz: 1\n");
     }
 }

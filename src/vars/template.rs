@@ -17,8 +17,6 @@ pub fn environment(base_dir: &Path) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_syntax(minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build().expect("static syntax config"));
-    env.add_filter("to_yaml", to_yaml);
-    env.add_filter("to_nice_yaml", to_yaml);
     env.add_filter("b64encode", |s: String| base64::engine::general_purpose::STANDARD.encode(s));
     env.add_filter("b64decode", |s: String| -> Result<String, Error> {
         let bytes = base64::engine::general_purpose::STANDARD
@@ -100,10 +98,6 @@ pub fn expand_home(path: &str) -> PathBuf {
     if path.starts_with('~') { crate::fsutil::expand_path(path, Path::new("")) } else { PathBuf::from(path) }
 }
 
-fn to_yaml(v: Value) -> Result<String, Error> {
-    serde_saphyr::to_string(&v).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
-}
-
 /// Quotes a string for POSIX sh: the result is one word whatever the string contains.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b)) {
@@ -134,7 +128,7 @@ mod tests {
         assert_eq!(render("{{ missing | default('x') }}").unwrap(), "x");
         assert_eq!(render("{{ missing | d('y') }}").unwrap(), "y");
         assert_eq!(render("{{ 'yes' | bool }}").unwrap(), "True", "Jinja2 prints booleans as Python does");
-        assert_eq!(render("{{ items | to_yaml }}").unwrap(), "- 1\n- 2\n");
+        assert_eq!(render("{{ items | to_yaml }}").unwrap(), "[1, 2]\n", "flow style for a list of scalars, as PyYAML writes it");
     }
 
     #[test]
