@@ -14,8 +14,13 @@ use serde_json::{Value as Json, json};
 
 const CORPUS: &str = "tests/fixtures/ansible";
 
-/// The venv's bin directory, with ansible-core installed.
+/// The venv's bin directory, with ansible-core installed (once, whichever test asks first).
 fn ansible_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(install_ansible).clone()
+}
+
+fn install_ansible() -> PathBuf {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ansible-venv");
     let bin = venv.join("bin");
     if bin.join("ansible-inventory").exists() {
