@@ -35,6 +35,14 @@ pub struct Global {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Ansible Vault password file (run if executable); may be repeated
+    #[arg(long, global = true, value_name = "PATH", env = "ANSIBLE_VAULT_PASSWORD_FILE")]
+    pub vault_password_file: Vec<PathBuf>,
+
+    /// Ask for the Ansible Vault password on the terminal
+    #[arg(long, global = true)]
+    pub ask_vault_pass: bool,
+
     /// When to colour output (NO_COLOR is respected with auto)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod confirm;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
 pub mod gitlab;
 pub mod inventory;
 pub mod net;

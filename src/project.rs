@@ -1,15 +1,31 @@
 //! The user's repo as `provision` sees it: the inventory, the vars files beside it, `-e` extra
 //! vars and the template environment, loaded once per command.
+//!
+//! This is where the inventory's shape (groups, depths, priorities) becomes the ordered list of
+//! var layers [`crate::vars`] resolves; vars itself does not know the inventory.
 
 use std::path::Path;
 
+use indexmap::IndexMap;
 use minijinja::Environment;
+use serde_json::Value as Json;
 
 use crate::error::{Error, InputError, Result, from_many};
-use crate::inventory::connection::Connection;
-use crate::inventory::{self, Inventory, limit};
-use crate::vars::resolve::{HostVars, resolve_host};
-use crate::vars::{self, VarSources, schema};
+use crate::inventory::{self, ALL, Inventory, UNGROUPED, limit};
+use crate::transport::connection::{self, Connection};
+use crate::vars::resolve::{HostInput, HostVars, resolve_host};
+use crate::vars::schema::VarSpec;
+use crate::vars::{self, Layer, VarMap, VarSources, schema};
+
+/// What the roles contribute to loading: their defaults and the types of the vars they read.
+/// Passed in by the caller so that loading a project does not depend on the roles.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Role defaults (lowest precedence).
+    pub defaults: VarMap,
+    /// Vars the roles read, with their types.
+    pub specs: Vec<VarSpec>,
+}
 
 /// Everything loaded from the user's repo.
 pub struct Project {
@@ -19,6 +35,14 @@ pub struct Project {
     pub sources: VarSources,
     /// Template environment (anchored at the inventory's directory).
     pub env: Environment<'static>,
+    /// Types of the vars provision reads: connection vars and the roles' vars.
+    pub specs: Vec<VarSpec>,
+    /// Warnings found while loading (already printed to stderr).
+    pub warnings: Vec<String>,
+    /// `hostvars`: every host's merged vars as written (templates in them are not rendered).
+    hostvars: Json,
+    /// `groups`: the hosts of every group, computed once.
+    groups_var: Json,
 }
 
 /// A selected host with its resolved vars and connection settings.
@@ -30,16 +54,39 @@ pub struct HostSpec {
     pub connection: Connection,
 }
 
+/// Prints a warning to stderr, secrets redacted.
+fn warn(msg: &str) {
+    eprintln!("warning: {}", crate::vars::secret::Redactor::redact(msg));
+}
+
 impl Project {
-    /// Loads the inventory (`-i` or the default), its vars files and the `-e` extra vars.
+    /// Loads the inventory (`-i` or the default), its vars files and the `-e` extra vars, with
+    /// the roles' defaults and var types.
     pub fn load(inventory_path: Option<&Path>, extra_vars: &[String]) -> Result<Project> {
+        let catalog = Catalog { defaults: crate::roles::defaults()?, specs: crate::roles::specs() };
+        Self::load_with(inventory_path, extra_vars, catalog)
+    }
+
+    /// Loads the project with the given role catalog.
+    pub fn load_with(inventory_path: Option<&Path>, extra_vars: &[String], catalog: Catalog) -> Result<Project> {
         let path = inventory::locate(inventory_path)?;
         let inventory = inventory::load(&path)?;
-        let mut sources = vars::files::load(&inventory).map_err(from_many)?;
+        let groups: Vec<String> = inventory.groups.keys().cloned().collect();
+        let hosts: Vec<String> = inventory.hosts.keys().cloned().collect();
+        let found = vars::files::load(&inventory.dir(), &groups, &hosts).map_err(from_many)?;
+        let mut sources = found.sources;
         sources.extra = vars::extra::parse(extra_vars)?;
-        sources.defaults = crate::roles::defaults()?;
+        sources.defaults = catalog.defaults;
         let env = vars::template::environment(&inventory.dir());
-        Ok(Project { inventory, sources, env })
+        let specs: Vec<VarSpec> = schema::CONNECTION.iter().copied().chain(catalog.specs).collect();
+        for w in &found.warnings {
+            warn(w);
+        }
+        let mut project =
+            Project { inventory, sources, env, specs, warnings: found.warnings, hostvars: Json::Null, groups_var: Json::Null };
+        project.hostvars = project.raw_hostvars();
+        project.groups_var = serde_json::to_value(project.inventory.all_group_hosts()).unwrap_or(Json::Null);
+        Ok(project)
     }
 
     /// Host names selected by `--limit` (every host when `None`).
@@ -53,25 +100,117 @@ impl Project {
         }
     }
 
+    /// The layers that apply to `host`, lowest precedence first, in Ansible's order: role
+    /// defaults, the inventory's vars of `all` then of the host's other groups, `group_vars/all`
+    /// then the other groups' files, the host's inventory vars, `host_vars/`, `-e`.
+    pub fn layers_for(&self, host: &str) -> Vec<Layer> {
+        let inv = &self.inventory;
+        let groups = inv.host_groups(host);
+        let mut layers = vec![Layer { label: "role defaults".into(), vars: self.sources.defaults.clone() }];
+        for g in &groups {
+            let vars = &inv.groups[g].vars;
+            if !vars.is_empty() {
+                layers.push(Layer { label: format!("inventory vars of group {g}"), vars: vars.clone() });
+            }
+        }
+        for g in &groups {
+            layers.extend(self.sources.group_files.get(g).into_iter().flatten().cloned());
+        }
+        if let Some(h) = inv.hosts.get(host).filter(|h| !h.vars.is_empty()) {
+            layers.push(Layer { label: format!("inventory vars of host {host}"), vars: h.vars.clone() });
+        }
+        layers.extend(self.sources.host_files.get(host).into_iter().flatten().cloned());
+        layers.extend(self.sources.extra.iter().cloned());
+        layers
+    }
+
+    /// Every host's merged vars, unrendered, for `hostvars[...]` in templates.
+    fn raw_hostvars(&self) -> Json {
+        let hosts = self.inventory.hosts.keys().map(|h| {
+            let mut vars: serde_json::Map<String, Json> = vars::merge(&self.layers_for(h))
+                .into_iter()
+                // Secrets stay out: a template reading another host's secret would not know it is one.
+                .filter(|(k, (n, _))| !crate::vars::secret::is_secret_node(k, n))
+                .map(|(k, (n, _))| (k, n.to_json()))
+                .collect();
+            vars.insert("inventory_hostname".into(), Json::String(h.clone()));
+            (h.clone(), Json::Object(vars))
+        });
+        Json::Object(hosts.collect())
+    }
+
+    /// Ansible's magic vars for `host`.
+    fn magic(&self, host: &str, groups: &[String]) -> IndexMap<String, Json> {
+        let inv = &self.inventory;
+        let mut magic = IndexMap::new();
+        magic.insert("inventory_hostname".to_string(), Json::String(host.to_string()));
+        magic.insert("inventory_hostname_short".to_string(), Json::String(host.split('.').next().unwrap_or(host).to_string()));
+        let mut names: Vec<String> = groups.iter().filter(|g| *g != ALL).cloned().collect();
+        names.sort();
+        magic.insert("group_names".to_string(), Json::from(names));
+        magic.insert("groups".to_string(), self.groups_var.clone());
+        magic.insert("hostvars".to_string(), self.hostvars.clone());
+        magic.insert("inventory_dir".to_string(), Json::String(inv.dir().display().to_string()));
+        magic.insert("inventory_file".to_string(), Json::String(inv.path.display().to_string()));
+        magic.insert("playbook_dir".to_string(), Json::String(inv.dir().display().to_string()));
+        magic
+    }
+
+    /// Whether a var is one provision reads (its template errors are errors).
+    fn is_known(&self, name: &str) -> bool {
+        self.specs.iter().any(|s| s.name == name) || connection::FAMILIES.iter().any(|(_, names)| names.contains(&name))
+    }
+
+    /// Resolves the vars of one host (no type checks).
+    pub fn resolve_vars(&self, host: &str) -> Result<HostVars, InputError> {
+        self.resolve_vars_with(host, &|name| self.is_known(name))
+    }
+
+    fn resolve_vars_with(&self, host: &str, strict: &dyn Fn(&str) -> bool) -> Result<HostVars, InputError> {
+        let all = self.inventory.host_groups(host);
+        let groups: Vec<String> = all.iter().filter(|g| *g != ALL && *g != UNGROUPED).cloned().collect();
+        let input = HostInput { host: host.to_string(), magic: self.magic(host, &all), groups, layers: self.layers_for(host) };
+        resolve_host(input, &self.env, strict)
+    }
+
+    /// Resolves only what reaching the hosts needs, for commands that only connect (`debug
+    /// exec`): connection vars are strict; any other var that cannot be rendered (a secret from an
+    /// unset `env()`) is kept as written, so a missing secret is an error only where it is used.
+    pub fn connections(&self, hosts: &[String]) -> Result<Vec<HostSpec>> {
+        let is_conn = |name: &str| schema::CONNECTION.iter().any(|s| s.name == name);
+        self.resolve_with(hosts, &is_conn, schema::CONNECTION)
+    }
+
     /// Resolves and type-checks the vars of each host; reports every error found, not just the
     /// first (the same bad value shared by several hosts is reported once).
     pub fn resolve(&self, hosts: &[String]) -> Result<Vec<HostSpec>> {
+        self.resolve_with(hosts, &|name| self.is_known(name), &self.specs)
+    }
+
+    fn resolve_with(&self, hosts: &[String], strict: &dyn Fn(&str) -> bool, specs: &[VarSpec]) -> Result<Vec<HostSpec>> {
         let mut out = Vec::new();
         let mut errors: Vec<InputError> = Vec::new();
-        let specs: Vec<schema::VarSpec> = schema::CONNECTION.iter().copied().chain(crate::roles::specs()).collect();
         let push = |e: InputError, errors: &mut Vec<InputError>| {
             if !errors.iter().any(|x| x.span() == e.span() && x.message() == e.message()) {
                 errors.push(e);
             }
         };
+        let mut warned = std::collections::HashSet::new();
         for h in hosts {
-            match resolve_host(&self.inventory, &self.sources, h, &self.env) {
+            match self.resolve_vars_with(h, strict) {
                 Ok(mut hv) => {
-                    for e in schema::check(&mut hv, &specs) {
+                    for e in schema::check(&mut hv, specs) {
                         push(e, &mut errors);
                     }
-                    let connection = Connection::from_vars(&hv, &self.inventory.dir());
-                    out.push(HostSpec { vars: hv, connection });
+                    for w in self.typo_warnings(&hv) {
+                        if warned.insert(w.clone()) {
+                            warn(&w);
+                        }
+                    }
+                    match Connection::from_vars(&hv, &self.inventory.dir()) {
+                        Ok(connection) => out.push(HostSpec { vars: hv, connection }),
+                        Err(e) => push(e, &mut errors),
+                    }
                 }
                 Err(e) => push(e, &mut errors),
             }
@@ -79,15 +218,42 @@ impl Project {
         if errors.is_empty() { Ok(out) } else { Err(from_many(errors)) }
     }
 
+    /// A var one edit away from a var provision reads is probably a typo of it.
+    pub fn typo_warnings(&self, hv: &HostVars) -> Vec<String> {
+        let known: Vec<&str> = self
+            .specs
+            .iter()
+            .map(|s| s.name)
+            .chain(connection::FAMILIES.iter().flat_map(|(_, n)| n.iter().copied()))
+            .chain(connection::RETIRED.iter().map(|(old, _)| *old))
+            .collect();
+        let mut out = Vec::new();
+        for (name, r) in &hv.vars {
+            if name.len() < 4 || known.contains(&name.as_str()) || r.rank == 0 {
+                continue;
+            }
+            if let Some(k) = known.iter().find(|k| crate::source::edit_distance(name, k) == 1) {
+                let k = connection::RETIRED.iter().find(|(old, _)| old == k).map_or(*k, |(_, new)| *new);
+                out.push(format!("{}: `{name}` is not a var provision reads; did you mean `{k}`?", r.span.location()));
+            }
+        }
+        out
+    }
+
     /// Vars that belong to no host (the `all` group's, role defaults and `-e`), e.g. `cloud`,
     /// which describes hosts that may not exist yet.
     pub fn global_vars(&self) -> Result<HostVars, InputError> {
-        const NAME: &str = "(no host)";
-        let mut inv = self.inventory.clone();
-        let id = crate::source::register_named(NAME.into(), String::new());
-        inv.hosts
-            .insert(NAME.into(), inventory::Host { name: NAME.into(), span: crate::source::Span::new(id, 0, 0), vars: Default::default() });
-        resolve_host(&inv, &self.sources, NAME, &self.env)
+        let layers = vec![
+            Layer { label: "role defaults".into(), vars: self.sources.defaults.clone() },
+            Layer { label: "inventory vars of group all".into(), vars: self.inventory.groups[ALL].vars.clone() },
+        ];
+        let layers = layers
+            .into_iter()
+            .chain(self.sources.group_files.get(ALL).into_iter().flatten().cloned())
+            .chain(self.sources.extra.iter().cloned())
+            .collect();
+        let input = HostInput { host: "(no host)".into(), groups: Vec::new(), layers, magic: self.magic("(no host)", &[ALL.to_string()]) };
+        resolve_host(input, &self.env, &|name| self.is_known(name))
     }
 
     /// Selects with `--limit` and resolves in one go.

@@ -56,6 +56,41 @@ pub fn display_path(path: &Path) -> String {
     path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
 }
 
+/// Returns the closest of `candidates` to `word`, for "did you mean" hints.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance between two strings, in characters: insertions, deletions, substitutions and
+/// swaps of two neighbours (`prot` is one edit from `port`).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 impl Span {
     /// A span covering `len` bytes from `offset` in `source`.
     pub fn new(source: SourceId, offset: usize, len: usize) -> Self {
@@ -72,7 +107,11 @@ impl Span {
     /// 1-based line and column of the span start, for messages that are not rendered by miette.
     pub fn line_col(&self) -> (usize, usize) {
         let file = get(self.source);
-        let before = &file.text[..self.offset.min(file.text.len())];
+        let mut end = self.offset.min(file.text.len());
+        while !file.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let before = &file.text[..end];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         (line, col)

@@ -155,12 +155,25 @@ fn span_of(source: SourceId, text: &str, loc: &serde_saphyr::Location) -> Span {
 fn convert(source: SourceId, text: &str, raw: RawNode) -> Result<Node, InputError> {
     let span = span_of(source, text, &raw.referenced);
     let Tagged(raw_value, tag) = raw.value;
+    // A plain scalar is typed again from its source text with YAML 1.1 rules (see
+    // [`resolve_plain`]); quoted, block and tagged scalars keep what the parser made of them.
+    let plain = || {
+        if tag.is_some() {
+            return None;
+        }
+        let t = text.get(span.offset..span.offset + span.len)?;
+        let single_line = !t.contains('\n');
+        (single_line && !t.starts_with(['\'', '"', '|', '>', '&', '*', '!']) && t == t.trim()).then(|| resolve_plain(t))
+    };
     let value = match raw_value {
         Raw::Null => Value::Null,
-        Raw::Bool(b) => Value::Bool(b),
-        Raw::Int(i) => Value::Int(i),
-        Raw::Float(f) => Value::Float(f),
-        Raw::Str(s) => Value::Str(s),
+        Raw::Bool(b) => plain().unwrap_or(Value::Bool(b)),
+        Raw::Int(i) => plain().unwrap_or(Value::Int(i)),
+        Raw::Float(f) => plain().unwrap_or(Value::Float(f)),
+        Raw::Str(s) => match plain() {
+            Some(v @ (Value::Int(_) | Value::Float(_) | Value::Bool(_))) => v,
+            _ => Value::Str(s),
+        },
         Raw::Seq(items) => Value::Seq(items.into_iter().map(|i| convert(source, text, i)).collect::<Result<_, _>>()?),
         Raw::Map(entries) => {
             let mut out: Vec<(Key, Node)> = Vec::with_capacity(entries.len());
@@ -178,6 +191,129 @@ fn convert(source: SourceId, text: &str, raw: RawNode) -> Result<Node, InputErro
     // Only application tags matter here; core-schema tags like !!str were applied by the parser.
     let tag = tag.filter(|t| t.starts_with('!') && !t.starts_with("!!"));
     Ok(Node { value, span, tag })
+}
+
+/// Types a plain (unquoted, untagged) scalar as Ansible's YAML loader does: PyYAML's YAML 1.1
+/// resolver. Differs from YAML 1.2: `0755` is octal (493), `0b101` binary, `1_000` is 1000,
+/// `12:30:00` is base 60 (45000), `yes`/`on`/`off` are booleans but `y`/`n` are strings, and
+/// `1e3` (no dot) or `0o755` are strings.
+pub fn resolve_plain(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Value::Bool(true),
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Value::Bool(false),
+        _ => {}
+    }
+    yaml11_int(text).map(Value::Int).or_else(|| yaml11_float(text).map(Value::Float)).unwrap_or_else(|| Value::Str(text.to_string()))
+}
+
+fn split_sign(t: &str) -> (i64, &str) {
+    match t.as_bytes().first() {
+        Some(b'-') => (-1, &t[1..]),
+        Some(b'+') => (1, &t[1..]),
+        _ => (1, t),
+    }
+}
+
+fn digits_in(s: &str, ok: impl Fn(u8) -> bool) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == b'_' || ok(b))
+}
+
+fn yaml11_int(t: &str) -> Option<i64> {
+    let (sign, rest) = split_sign(t);
+    let clean = |s: &str| s.replace('_', "");
+    let v = if let Some(b) = rest.strip_prefix("0b") {
+        digits_in(b, |c| c == b'0' || c == b'1').then(|| i64::from_str_radix(&clean(b), 2).ok())??
+    } else if let Some(h) = rest.strip_prefix("0x") {
+        digits_in(h, |c| c.is_ascii_hexdigit()).then(|| i64::from_str_radix(&clean(h), 16).ok())??
+    } else if rest == "0" {
+        0
+    } else if let Some(o) = rest.strip_prefix('0') {
+        digits_in(o, |c| (b'0'..=b'7').contains(&c)).then(|| i64::from_str_radix(&clean(o), 8).ok())??
+    } else if rest.contains(':') {
+        // Base 60: the first part is [1-9][0-9_]*, the others [0-5]?[0-9].
+        let mut parts = rest.split(':');
+        let first = parts.next()?;
+        if !(first.as_bytes().first().is_some_and(|c| (b'1'..=b'9').contains(c)) && digits_in(first, |c| c.is_ascii_digit())) {
+            return None;
+        }
+        let mut v: i64 = clean(first).parse().ok()?;
+        for p in parts {
+            if p.is_empty() || p.len() > 2 || !p.bytes().all(|c| c.is_ascii_digit()) || (p.len() == 2 && p.as_bytes()[0] > b'5') {
+                return None;
+            }
+            v = v.checked_mul(60)?.checked_add(p.parse::<i64>().ok()?)?;
+        }
+        v
+    } else if rest.as_bytes().first().is_some_and(|c| (b'1'..=b'9').contains(c)) && digits_in(rest, |c| c.is_ascii_digit()) {
+        clean(rest).parse().ok()?
+    } else {
+        return None;
+    };
+    v.checked_mul(sign)
+}
+
+fn yaml11_float(t: &str) -> Option<f64> {
+    match t {
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    let (sign, rest) = split_sign(t);
+    let sign = sign as f64;
+    // [0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]* : base 60 with a fraction.
+    if rest.contains(':') {
+        let (whole, frac) = rest.split_once('.')?;
+        let mut parts = whole.split(':');
+        let first = parts.next()?;
+        if !digits_in(first, |c| c.is_ascii_digit())
+            || !first.as_bytes()[0].is_ascii_digit()
+            || !digits_in(frac, |c| c.is_ascii_digit()) && !frac.is_empty()
+        {
+            return None;
+        }
+        let mut v: f64 = first.replace('_', "").parse().ok()?;
+        for p in parts {
+            if p.is_empty() || p.len() > 2 || !p.bytes().all(|c| c.is_ascii_digit()) || (p.len() == 2 && p.as_bytes()[0] > b'5') {
+                return None;
+            }
+            v = v * 60.0 + p.parse::<f64>().ok()?;
+        }
+        let f: f64 = format!("0.{}", frac.replace('_', "")).parse().unwrap_or(0.0);
+        return Some(sign * (v + f));
+    }
+    // ([0-9][0-9_]*)?\.[0-9_]*([eE][-+][0-9]+)? — a dot is required; a leading-dot form needs a
+    // digit after the dot and no sign.
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (int, frac) = mantissa.split_once('.')?;
+    if int.is_empty() {
+        if t.starts_with(['-', '+']) || !frac.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+    } else if !int.as_bytes()[0].is_ascii_digit() || !digits_in(int, |c| c.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|c| c == b'_' || c.is_ascii_digit()) {
+        return None;
+    }
+    if let Some(e) = exp {
+        let digits = e.strip_prefix(['-', '+'])?;
+        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+    }
+    let text = format!("{int}.{frac}").replace('_', "");
+    let text = if text.ends_with('.') { format!("{text}0") } else { text };
+    let text = if text.starts_with('.') { format!("0{text}") } else { text };
+    let v: f64 = match exp {
+        Some(e) => format!("{text}e{e}").parse().ok()?,
+        None => text.parse().ok()?,
+    };
+    Some(sign * v)
 }
 
 /// A raw node with the position and tag serde-saphyr captured for it.
@@ -280,11 +416,22 @@ mod tests {
     }
 
     #[test]
-    fn leading_zero_modes_stay_strings_and_yes_is_true() {
-        let n = parse_str("mode: 0644\nbecome: yes\n").unwrap();
+    fn scalars_typed_as_ansible_yaml_loader_types_them() {
+        let n = parse_str("mode: 0644\nbecome: yes\ny: y\nn: n\no: 0o755\ne: 1e3\nf: 1.0e+3\ns: 12:30:00\nu: 1_000\nx: 0x1F\nq: '0644'\nt: !!str 12\nd: 2024-01-02\n").unwrap();
         let j = n.to_json();
-        assert_eq!(j["mode"], "0644");
+        assert_eq!(j["mode"], 420, "a leading zero is octal in YAML 1.1");
         assert_eq!(j["become"], true);
+        assert_eq!(j["y"], "y", "y/n are strings for PyYAML");
+        assert_eq!(j["n"], "n");
+        assert_eq!(j["o"], "0o755", "0o is YAML 1.2 only");
+        assert_eq!(j["e"], "1e3", "a float needs a dot in YAML 1.1");
+        assert_eq!(j["f"], 1000.0);
+        assert_eq!(j["s"], 45000, "sexagesimal");
+        assert_eq!(j["u"], 1000);
+        assert_eq!(j["x"], 31);
+        assert_eq!(j["q"], "0644", "quoted stays a string");
+        assert_eq!(j["t"], "12", "an explicit tag wins");
+        assert_eq!(j["d"], "2024-01-02");
     }
 
     #[test]

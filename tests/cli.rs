@@ -63,7 +63,7 @@ fn inventory_one_host_and_limit() {
     let o = provision(&["-i", "inventory.example.yaml", "inventory", "--host", "ci-master", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["groups"][0], "master");
-    assert_eq!(doc["vars"]["address"], "203.0.113.10");
+    assert_eq!(doc["vars"]["ansible_host"], "203.0.113.10", "Ansible's names are shown as written");
     let o = provision(&["-i", "inventory.example.yaml", "--limit", "slave", "inventory", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["hosts"].as_object().unwrap().keys().collect::<Vec<_>>(), ["ci-slave"]);
@@ -79,7 +79,7 @@ fn broken_inventory_names_file_line_and_column() {
     for (file, place) in [
         ("tests/fixtures/bad/indent.yaml", "indent.yaml:7:8"),
         ("tests/fixtures/bad/unknown_key.yaml", "unknown_key.yaml:2:3"),
-        ("tests/fixtures/bad/wrong_type.yaml", "wrong_type.yaml:5:13"),
+        ("tests/fixtures/bad/wrong_type.yaml", "wrong_type.yaml:5:17"),
         ("tests/fixtures/bad/undefined_var.yaml", "undefined_var.yaml:3:17"),
     ] {
         let o = provision(&["-i", file, "inventory"]);
@@ -150,7 +150,7 @@ fn project(all_vars: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("inventory.yaml"),
-        "all:\n  children:\n    master:\n      hosts:\n        m1: {address: 127.0.0.1, port: 1}\n    slave:\n      hosts:\n        s1: {address: 127.0.0.1, port: 1, private_address: 10.9.9.9}\n",
+        "all:\n  children:\n    master:\n      hosts:\n        m1: {ssh_host: 127.0.0.1, ssh_port: 1}\n    slave:\n      hosts:\n        s1: {ssh_host: 127.0.0.1, ssh_port: 1, private_address: 10.9.9.9}\n",
     )
     .unwrap();
     std::fs::create_dir(dir.path().join("group_vars")).unwrap();

@@ -103,7 +103,7 @@ const CLOUD: &str = "cloud:
   cache_bucket: {name: ci-test-cache, expire_days: 7}
 ";
 
-const INVENTORY: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {address: 127.0.0.1, runners: [{name: ci-docker}]}\n    slave:\n      hosts: {}\n";
+const INVENTORY: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {ssh_host: 127.0.0.1, runners: [{name: ci-docker}]}\n    slave:\n      hosts: {}\n";
 
 #[test]
 fn plan_apply_again_audit_and_destroy_round_trip() {
@@ -129,7 +129,7 @@ fn plan_apply_again_audit_and_destroy_round_trip() {
     assert!(apply.status.success(), "{}", text(&apply));
     assert!(text(&apply).contains("applied: 18 to create"), "{}", text(&apply));
     let inv = std::fs::read_to_string(d.join("inventory.cloud.yaml")).unwrap();
-    assert!(inv.contains("ci-master: {address: ") && inv.contains("private_address: \"10.0.1."), "{inv}");
+    assert!(inv.contains("ci-master: {ssh_host: ") && inv.contains("private_address: \"10.0.1."), "{inv}");
     assert!(inv.contains("runner_cache_s3_bucket: \"ci-test-cache\""), "{inv}");
     // The generated inventory is a real inventory provision reads.
     let o = Command::new(env!("CARGO_BIN_EXE_provision"))

@@ -77,11 +77,11 @@ fn exec_passes_arguments_literally() {
 #[test]
 fn non_root_user_becomes_root_through_sudo() {
     let _s = serial();
-    let o = provision(&["-e", "user=core", "debug", "exec", "all", "--", "sh", "-c", "echo $(id -un) $SUDO_USER"]);
+    let o = provision(&["-e", "ssh_user=core", "debug", "exec", "all", "--", "sh", "-c", "echo $(id -un) $SUDO_USER"]);
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
     assert_eq!(text(&o.stdout).matches("root core\n").count(), 2, "{}", text(&o.stdout));
-    let o = provision(&["-e", "user=core", "-e", "become=no", "debug", "exec", "lab-slave-1", "--", "id", "-un"]);
-    assert!(text(&o.stdout).contains("core\n"), "become=no runs as the user: {}", text(&o.stdout));
+    let o = provision(&["-e", "ssh_user=core", "-e", "ssh_become=no", "debug", "exec", "lab-slave-1", "--", "id", "-un"]);
+    assert!(text(&o.stdout).contains("core\n"), "ssh_become=no runs as the user: {}", text(&o.stdout));
 }
 
 /// With `known_hosts` as the known hosts file, reaching the slave fails on its host key, and
@@ -115,7 +115,7 @@ fn an_unreachable_host_fails_alone() {
     // The lab inventory plus a host whose port nothing listens on.
     let text_inv = lab_inv.replace("state/", &format!("{}/state/", lab.display())).replace(
         "    slave:\n      hosts:\n",
-        "    slave:\n      hosts:\n        lab-gone:\n          address: 127.0.0.1\n          port: 1\n",
+        "    slave:\n      hosts:\n        lab-gone:\n          ssh_host: 127.0.0.1\n          ssh_port: 1\n",
     );
     std::fs::write(&inv, text_inv).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_provision"))
@@ -470,7 +470,7 @@ mod engine_resources {
     fn apply_as_a_non_root_user_through_sudo() {
         let _s = serial();
         unconverge_slave();
-        let (code, doc) = json_run(&["-e", "user=core", "apply"]);
+        let (code, doc) = json_run(&["-e", "ssh_user=core", "apply"]);
         assert_eq!(code, Some(0), "{doc}");
         assert!(doc["hosts"]["lab-slave-1"]["changed"].as_u64().unwrap() >= 3, "{doc}");
         assert_eq!(on_host("lab-slave-1", "stat -c '%U:%G %a' /etc/systemd/system/docker-cleanup.timer"), "root:root 644\n");

@@ -58,7 +58,7 @@ pub fn render(spec: &CloudSpec, out: &Outputs, region: &str) -> String {
         for i in hosts {
             let private = i.private_ip.clone().unwrap_or_default();
             let address = i.public_ip.clone().unwrap_or_else(|| private.clone());
-            y.push_str(&format!("        {}: {{address: {}, private_address: {}}}\n", i.name, q(&address), q(&private)));
+            y.push_str(&format!("        {}: {{ssh_host: {}, private_address: {}}}\n", i.name, q(&address), q(&private)));
         }
     }
     y

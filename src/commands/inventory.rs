@@ -26,7 +26,18 @@ pub fn run(g: &Global, args: &InventoryArgs) -> Result<i32> {
     let hosts = project.resolve(&names)?;
     let mut host_docs = Map::new();
     for h in &hosts {
-        host_docs.insert(h.vars.host.clone(), json!({ "groups": h.vars.groups, "vars": h.vars.redacted_json() }));
+        let mut doc = json!({ "groups": h.vars.groups, "vars": h.vars.redacted_json() });
+        // Values only Ansible's roles can render are shown as written, with why.
+        let notes: Map<String, Json> = h
+            .vars
+            .vars
+            .iter()
+            .filter_map(|(k, r)| r.note.as_ref().map(|n| (k.clone(), Json::String(crate::vars::secret::Redactor::redact(n)))))
+            .collect();
+        if !notes.is_empty() {
+            doc["unrendered"] = Json::Object(notes);
+        }
+        host_docs.insert(h.vars.host.clone(), doc);
     }
     let doc = if args.host.is_some() {
         host_docs.into_iter().next().map(|(_, v)| v).unwrap_or(Json::Null)

@@ -17,6 +17,10 @@ use crate::vars::secret::Redactor;
 pub fn run(cli: Cli) -> i32 {
     output::init_color(cli.global.color);
     init_tracing(cli.global.verbose);
+    crate::vars::vault::configure(crate::vars::vault::VaultConfig {
+        password_files: cli.global.vault_password_file.clone(),
+        ask: cli.global.ask_vault_pass,
+    });
     let color = output::color_enabled();
     let _ = miette::set_hook(Box::new(move |_| Box::new(miette::MietteHandlerOpts::new().color(color).unicode(color).build())));
     match dispatch(cli) {

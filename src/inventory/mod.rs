@@ -4,12 +4,15 @@
 //! INI shape ([`ini`]). Group and host vars files beside the inventory are loaded by
 //! [`crate::vars::files`]; `--limit` patterns are in [`limit`].
 
-pub mod connection;
 pub mod ini;
 pub mod limit;
+pub mod pyliteral;
 pub mod yaml;
 
-use std::collections::{BTreeMap, HashSet};
+/// Connection settings moved to the transport; re-exported for older imports.
+pub use crate::transport::connection;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -47,6 +50,9 @@ pub struct Group {
     pub children: Vec<String>,
     /// Vars written in the group's `vars:` (or `[group:vars]`).
     pub vars: VarMap,
+    /// `ansible_group_priority` from the inventory (Ansible's default is 1): among groups at the
+    /// same depth, a higher priority applies later and wins.
+    pub priority: Option<i64>,
 }
 
 /// A parsed inventory.
@@ -109,6 +115,17 @@ impl Inventory {
     /// Links top-level groups under `all`, fills `ungrouped`, and rejects cycles.
     /// Called by both parsers once everything is declared.
     pub fn finish(&mut self) -> Result<(), InputError> {
+        // `ansible_group_priority` is a property of the group, not a var (as in Ansible).
+        for g in self.groups.values_mut() {
+            if let Some(node) = g.vars.shift_remove("ansible_group_priority") {
+                let p = node.scalar_string().and_then(|s| s.trim().parse::<i64>().ok());
+                g.priority = Some(p.ok_or_else(|| node.type_error("ansible_group_priority", "an integer"))?);
+            }
+        }
+        for h in self.hosts.values() {
+            check_host_name(&h.name)
+                .map_err(|m| InputError::at(h.span, format!("invalid host name `{}`: {m}", h.name.escape_debug()), m))?;
+        }
         let has_parent: HashSet<String> = self.groups.values().flat_map(|g| g.children.iter().cloned()).collect();
         let in_group: HashSet<String> =
             self.groups.values().filter(|g| g.name != ALL && g.name != UNGROUPED).flat_map(|g| g.hosts.iter().cloned()).collect();
@@ -130,80 +147,114 @@ impl Inventory {
     }
 
     fn check_cycles(&self) -> Result<(), InputError> {
-        // Iterative DFS with colours; the error names the whole loop.
-        fn visit<'a>(inv: &'a Inventory, name: &'a str, path: &mut Vec<&'a str>, done: &mut HashSet<&'a str>) -> Result<(), InputError> {
-            if let Some(pos) = path.iter().position(|p| *p == name) {
-                let cycle: Vec<&str> = path[pos..].iter().copied().chain([name]).collect();
-                let g = &inv.groups[name];
-                let msg = format!("groups form a cycle: {}", cycle.join(" -> "));
-                return Err(match g.span {
-                    Some(span) => InputError::at(span, msg, "this group contains itself"),
-                    None => InputError::plain(msg),
-                });
+        // Iterative DFS with colours (no recursion: 20,000 nested groups must not overflow the
+        // stack); the error names the whole loop.
+        let idx: HashMap<&str, usize> = self.groups.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let children: Vec<Vec<usize>> =
+            self.groups.values().map(|g| g.children.iter().filter_map(|c| idx.get(c.as_str()).copied()).collect()).collect();
+        // 0: unvisited, 1: on the current path, 2: done.
+        let mut colour = vec![0u8; children.len()];
+        for root in 0..children.len() {
+            if colour[root] != 0 {
+                continue;
             }
-            if done.contains(name) {
-                return Ok(());
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            colour[root] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(&c) = children[node].get(*next) {
+                    *next += 1;
+                    match colour[c] {
+                        0 => {
+                            colour[c] = 1;
+                            stack.push((c, 0));
+                        }
+                        1 => {
+                            let pos = stack.iter().position(|(n, _)| *n == c).unwrap_or(0);
+                            let names: Vec<&str> = stack[pos..]
+                                .iter()
+                                .map(|(n, _)| self.groups[*n].name.as_str())
+                                .chain([self.groups[c].name.as_str()])
+                                .collect();
+                            let msg = format!("groups form a cycle: {}", names.join(" -> "));
+                            return Err(match self.groups[c].span {
+                                Some(span) => InputError::at(span, msg, "this group contains itself"),
+                                None => InputError::plain(msg),
+                            });
+                        }
+                        _ => {}
+                    }
+                } else {
+                    colour[node] = 2;
+                    stack.pop();
+                }
             }
-            path.push(name);
-            for c in &inv.groups[name].children {
-                visit(inv, c, path, done)?;
-            }
-            path.pop();
-            done.insert(name);
-            Ok(())
-        }
-        let mut done = HashSet::new();
-        for name in self.groups.keys() {
-            visit(self, name, &mut Vec::new(), &mut done)?;
         }
         Ok(())
     }
 
     /// Depth of every group below `all` (longest path), used to order group vars: a child group
-    /// overrides its parents.
+    /// overrides its parents. Linear: one pass in topological order.
     pub fn depths(&self) -> BTreeMap<String, usize> {
-        let mut depth: BTreeMap<String, usize> = self.groups.keys().map(|g| (g.clone(), 0)).collect();
-        // Relax edges until stable; acyclic, so this ends within |groups| rounds.
-        for _ in 0..self.groups.len() {
-            let mut changed = false;
-            for g in self.groups.values() {
-                let d = depth[&g.name];
-                for c in &g.children {
-                    if depth[c] < d + 1 {
-                        depth.insert(c.clone(), d + 1);
-                        changed = true;
-                    }
+        let idx: HashMap<&str, usize> = self.groups.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let mut indegree = vec![0usize; self.groups.len()];
+        for g in self.groups.values() {
+            for c in &g.children {
+                if let Some(&i) = idx.get(c.as_str()) {
+                    indegree[i] += 1;
                 }
             }
-            if !changed {
-                break;
+        }
+        let mut depth = vec![0usize; self.groups.len()];
+        let mut queue: Vec<usize> = (0..self.groups.len()).filter(|i| indegree[*i] == 0).collect();
+        while let Some(i) = queue.pop() {
+            for c in &self.groups[i].children {
+                let Some(&ci) = idx.get(c.as_str()) else { continue };
+                depth[ci] = depth[ci].max(depth[i] + 1);
+                indegree[ci] -= 1;
+                if indegree[ci] == 0 {
+                    queue.push(ci);
+                }
             }
         }
-        depth
+        self.groups.keys().cloned().zip(depth).collect()
     }
 
-    /// Every group `host` belongs to, directly or through a child group, ordered by ascending
-    /// depth then name: the order in which their vars apply.
+    /// Every group `host` belongs to, directly or through a child group, in Ansible's order:
+    /// by depth, then `ansible_group_priority`, then name. The order in which their vars apply.
     pub fn host_groups(&self, host: &str) -> Vec<String> {
-        let mut member: HashSet<String> =
-            self.groups.values().filter(|g| g.hosts.iter().any(|h| h == host)).map(|g| g.name.clone()).collect();
-        // Add ancestors until stable.
-        loop {
-            let before = member.len();
-            for g in self.groups.values() {
-                if g.children.iter().any(|c| member.contains(c)) {
-                    member.insert(g.name.clone());
-                }
-            }
-            if member.len() == before {
-                break;
+        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+        for g in self.groups.values() {
+            for c in &g.children {
+                parents.entry(c.as_str()).or_default().push(g.name.as_str());
             }
         }
-        member.insert(ALL.to_string());
+        let mut member: HashSet<&str> = HashSet::new();
+        let mut stack: Vec<&str> = self.groups.values().filter(|g| g.hosts.iter().any(|h| h == host)).map(|g| g.name.as_str()).collect();
+        stack.push(ALL);
+        while let Some(g) = stack.pop() {
+            if member.insert(g) {
+                stack.extend(parents.get(g).into_iter().flatten().copied());
+            }
+        }
         let depth = self.depths();
-        let mut groups: Vec<String> = member.into_iter().collect();
-        groups.sort_by(|a, b| depth[a].cmp(&depth[b]).then_with(|| a.cmp(b)));
+        let mut groups: Vec<String> = member.into_iter().map(str::to_string).collect();
+        let key = |g: &String| (depth.get(g).copied().unwrap_or(0), self.groups.get(g).and_then(|x| x.priority).unwrap_or(1));
+        groups.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.cmp(b)));
         groups
+    }
+
+    /// The hosts of every group (including descendants'), in inventory order: Ansible's
+    /// `groups` var. Linear in hosts times their groups, not groups squared.
+    pub fn all_group_hosts(&self) -> IndexMap<String, Vec<String>> {
+        let mut out: IndexMap<String, Vec<String>> = self.groups.keys().map(|g| (g.clone(), Vec::new())).collect();
+        for h in self.hosts.keys() {
+            for g in self.host_groups(h) {
+                if let Some(v) = out.get_mut(&g) {
+                    v.push(h.clone());
+                }
+            }
+        }
+        out
     }
 
     /// All hosts of `group`, including those of its descendants, in inventory order.
@@ -254,6 +305,28 @@ pub fn locate(given: Option<&Path>) -> Result<PathBuf, InputError> {
         .with_help("pass one with -i PATH (see inventory.example.yaml)"))
 }
 
+/// Host names become file and unit names (`certs/server/<host>.pem`): refuse those that would
+/// leave their directory or confuse a command line.
+pub fn check_host_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty");
+    }
+    if name == "." || name == ".." || name.contains('/') || name.contains('\\') {
+        return Err("a host name cannot be a path");
+    }
+    if name.starts_with('-') {
+        return Err("a host name cannot start with `-`");
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a host name cannot contain spaces or control characters");
+    }
+    Ok(())
+}
+
+/// The most names one host pattern may expand to: far beyond any real fleet, small enough to
+/// answer at once.
+pub const MAX_RANGE_HOSTS: u64 = 100_000;
+
 /// Expands Ansible host ranges such as `web[01:03]` or `db-[a:c]`, with an optional
 /// `[start:end:stride]`. A name without brackets expands to itself.
 pub fn expand_host_range(name: &str) -> Result<Vec<String>, String> {
@@ -273,6 +346,9 @@ pub fn expand_host_range(name: &str) -> Result<Vec<String>, String> {
         if a > b {
             return Err(format!("host range `[{inner}]` ends before it starts"));
         }
+        if (b - a) / stride as u64 >= MAX_RANGE_HOSTS {
+            return Err(format!("host range `[{inner}]` expands to more than {MAX_RANGE_HOSTS} hosts"));
+        }
         let width = if start.len() > 1 && start.starts_with('0') { start.len() } else { 0 };
         (a..=b).step_by(stride).map(|i| format!("{i:0width$}")).collect()
     } else if start.len() == 1 && end.len() == 1 && start <= end {
@@ -281,37 +357,20 @@ pub fn expand_host_range(name: &str) -> Result<Vec<String>, String> {
     } else {
         return Err(format!("host range `[{inner}]` must be numbers or single letters"));
     };
+    let tails = expand_host_range(rest)?;
+    if (items.len() as u64).saturating_mul(tails.len() as u64) > MAX_RANGE_HOSTS {
+        return Err(format!("host pattern `{name}` expands to more than {MAX_RANGE_HOSTS} hosts"));
+    }
     let mut out = Vec::new();
     for item in items {
-        for tail in expand_host_range(rest)? {
+        for tail in &tails {
             out.push(format!("{prefix}{item}{tail}"));
         }
     }
     Ok(out)
 }
 
-/// Returns the closest of `candidates` to `word`, for "did you mean" hints.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim_distance(word, c), c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn strsim_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
+pub use crate::source::did_you_mean;
 
 #[cfg(test)]
 mod tests {

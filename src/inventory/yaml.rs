@@ -2,11 +2,11 @@
 //!
 //! ```yaml
 //! all:
-//!   vars: {user: root}
+//!   vars: {ansible_user: root}
 //!   children:
 //!     master:
 //!       hosts:
-//!         ci-master: {address: 203.0.113.10}
+//!         ci-master: {ansible_host: 203.0.113.10}
 //! ```
 
 use std::path::Path;
@@ -24,7 +24,12 @@ pub fn from_node(path: &Path, root: &Node) -> Result<Inventory, InputError> {
     if root.is_null() {
         return Err(InputError::at(root.span, "the inventory is empty", "expected `all:` with hosts or children"));
     }
-    for (key, body) in root.as_map("the inventory")? {
+    let entries = root.as_map("the inventory")?;
+    if let Some((key, _)) = entries.iter().find(|(k, _)| k.name == "plugin") {
+        return Err(InputError::at(key.span, "dynamic inventories are not supported", "an inventory plugin configuration")
+            .with_help("provision reads static inventories only: export one with `ansible-inventory -i THIS --list -y > inventory.yaml`"));
+    }
+    for (key, body) in entries {
         if GROUP_KEYS.contains(&key.name.as_str()) {
             return Err(InputError::at(key.span, format!("`{}` must be inside a group", key.name), "not a group")
                 .with_help(format!("put it under `all:`, e.g.\nall:\n  {}: ...", key.name)));
@@ -91,8 +96,16 @@ fn hosts(inv: &mut Inventory, group: &str, node: &Node) -> Result<(), InputError
         if inv.groups.contains_key(&key.name) && !inv.hosts.contains_key(&key.name) {
             return Err(InputError::at(key.span, format!("`{}` is already a group name", key.name), "host named like a group"));
         }
-        let vars = if vars_node.is_null() { vars::VarMap::new() } else { vars::map_from_node(vars_node, &format!("host `{}`", key.name))? };
-        let names = expand_host_range(&key.name).map_err(|m| InputError::at(key.span, m, "bad host range"))?;
+        let mut vars = vars::VarMap::new();
+        // `host:port` sets the port, as Ansible's YAML inventory does; vars written for the host win.
+        let (pattern, port) = super::ini::split_port(&key.name);
+        if let Some(p) = port {
+            vars.insert("ansible_port".into(), crate::yaml::Node { value: Value::Int(p), span: key.span, tag: None });
+        }
+        if !vars_node.is_null() {
+            vars.extend(vars::map_from_node(vars_node, &format!("host `{}`", key.name))?);
+        }
+        let names = expand_host_range(pattern).map_err(|m| InputError::at(key.span, m, "bad host range"))?;
         for name in names {
             inv.add_host(group, &name, key.span, vars.clone());
         }

@@ -1,6 +1,7 @@
 //! Talking to hosts. [`ssh`] is the only transport: the system `ssh` with one multiplexed master
 //! connection per host, so the user's ssh config, agent, known_hosts and ProxyJump just work.
 
+pub mod connection;
 pub mod ssh;
 
 use std::future::Future;

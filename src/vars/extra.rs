@@ -24,20 +24,18 @@ fn parse_one(index: usize, arg: &str) -> Result<Layer, InputError> {
     // KEY=VALUE pairs, space separated, values may be quoted; values are strings, as in Ansible.
     let id = source::register_named(label.clone(), arg.to_string());
     let mut vars = VarMap::new();
-    for (offset, token) in crate::inventory::ini::split_words(arg).map_err(|m| InputError::plain(format!("{label}: {m}")))? {
+    for (offset, end, token) in super::shlex::split(arg, false).map_err(|m| InputError::plain(format!("{label}: {m}")))? {
+        // Quotes are gone from `token`, so spans cover the whole raw word (on char boundaries).
+        let word = source::Span::new(id, offset, end - offset);
         let Some((key, value)) = token.split_once('=') else {
-            return Err(InputError::at(
-                source::Span::new(id, offset, token.len()),
-                format!("extra var `{token}` is not KEY=VALUE"),
-                "expected KEY=VALUE",
-            )
-            .with_help("use -e KEY=VALUE, -e @vars.yaml or -e '{\"key\": [1, 2]}'"));
+            return Err(InputError::at(word, format!("extra var `{token}` is not KEY=VALUE"), "expected KEY=VALUE")
+                .with_help("use -e KEY=VALUE, -e @vars.yaml or -e '{\"key\": [1, 2]}'"));
         };
         if key.is_empty() {
-            return Err(InputError::at(source::Span::new(id, offset, token.len()), "extra var has an empty name", "empty name"));
+            return Err(InputError::at(word, "extra var has an empty name", "empty name"));
         }
-        let span = source::Span::new(id, offset + key.len() + 1, value.len());
-        vars.insert(super::canonical_name(key).to_string(), Node { value: Value::Str(value.to_string()), span, tag: None });
+        let span = word;
+        vars.insert(key.to_string(), Node { value: Value::Str(value.to_string()), span, tag: None });
     }
     Ok(Layer { label, vars })
 }
@@ -52,7 +50,7 @@ mod tests {
         assert_eq!(layers[0].vars["a"].to_json(), "1");
         assert_eq!(layers[0].vars["b"].to_json(), "two words");
         assert_eq!(layers[1].vars["c"].to_json(), serde_json::json!([1, 2]));
-        assert_eq!(layers[2].vars["user"].to_json(), "core");
+        assert_eq!(layers[2].vars["ansible_user"].to_json(), "core", "Ansible's names are kept as written");
         assert!(parse(&["novalue".into()]).is_err());
     }
 }

@@ -1,40 +1,49 @@
-//! `group_vars/` and `host_vars/` beside the inventory.
+//! `group_vars/` and `host_vars/` beside the inventory, found as Ansible's `host_group_vars`
+//! plugin finds them.
 //!
-//! For a group or host NAME, each of these is read if present: `NAME.yaml`, `NAME.yml`,
-//! `NAME.json`, `NAME` (no extension), and every `*.yaml`/`*.yml`/`*.json` file in a directory
-//! `NAME/`, in name order (later files override earlier ones).
+//! For a group or host NAME, the first of `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json` that
+//! exists is used. When it is a directory, every file in it is loaded, in name order, descending
+//! into subdirectories (whose names have no extension); files must have no extension or one of
+//! `.yml`, `.yaml`, `.json`; hidden files and backups (`~`) are skipped. Later files override
+//! earlier ones. A whole file may be vault-encrypted.
 
 use std::path::{Path, PathBuf};
 
-use super::{Layer, VarSources, map_from_node};
+use super::{Layer, VarSources, map_from_node, vault};
 use crate::error::InputError;
-use crate::inventory::Inventory;
-use crate::source::display_path;
+use crate::source::{did_you_mean, display_path};
 
-/// Loads every vars file for the inventory's groups and hosts. A file for a group or host the
-/// inventory does not have is an error: it is almost always a typo, and silently ignoring it
-/// would leave the intended hosts unconfigured.
-pub fn load(inv: &Inventory) -> Result<VarSources, Vec<InputError>> {
-    let dir = inv.dir();
-    let mut sources = VarSources::default();
+const EXTENSIONS: [&str; 3] = ["yml", "yaml", "json"];
+
+/// What was found beside the inventory, and warnings about vars files for groups or hosts the
+/// inventory does not have (Ansible ignores those silently: they are often meant for a dynamic
+/// inventory's groups; a likely typo gets a did-you-mean).
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The vars files, as layers.
+    pub sources: VarSources,
+    /// One line per ignored file.
+    pub warnings: Vec<String>,
+}
+
+/// Loads the vars files in `dir` for `groups` and `hosts`.
+pub fn load(dir: &Path, groups: &[String], hosts: &[String]) -> Result<Found, Vec<InputError>> {
+    let mut found = Found::default();
     let mut errors = Vec::new();
-    for (kind, names) in
-        [("group_vars", inv.groups.keys().cloned().collect::<Vec<_>>()), ("host_vars", inv.hosts.keys().cloned().collect())]
-    {
+    for (kind, names) in [("group_vars", groups), ("host_vars", hosts)] {
         let base = dir.join(kind);
         if !base.is_dir() {
             continue;
         }
-        for stray in strays(&base, &names) {
+        for (path, name) in strays(&base, names) {
             let what = if kind == "group_vars" { "group" } else { "host" };
-            let mut e =
-                InputError::plain(format!("{} is for {what} `{}`, which the inventory does not have", display_path(&stray.0), stray.1));
-            if let Some(s) = crate::inventory::did_you_mean(&stray.1, names.iter().map(String::as_str)) {
-                e = e.with_help(format!("did you mean `{s}`?"));
+            let mut w = format!("{} is for {what} `{name}`, which the inventory does not have; it is ignored", display_path(&path));
+            if let Some(s) = did_you_mean(&name, names.iter().map(String::as_str)) {
+                w.push_str(&format!(" (did you mean `{s}`?)"));
             }
-            errors.push(e);
+            found.warnings.push(w);
         }
-        for name in &names {
+        for name in names {
             let mut layers = Vec::new();
             for path in files_for(&base, name) {
                 match load_layer(&path) {
@@ -43,40 +52,68 @@ pub fn load(inv: &Inventory) -> Result<VarSources, Vec<InputError>> {
                 }
             }
             if !layers.is_empty() {
-                let target = if kind == "group_vars" { &mut sources.group_files } else { &mut sources.host_files };
+                let target = if kind == "group_vars" { &mut found.sources.group_files } else { &mut found.sources.host_files };
                 target.insert(name.clone(), layers);
             }
         }
     }
-    if errors.is_empty() { Ok(sources) } else { Err(errors) }
+    if errors.is_empty() { Ok(found) } else { Err(errors) }
 }
 
-/// Reads one vars file (YAML or JSON) into a layer labelled with its path.
+/// Reads one vars file (YAML or JSON, possibly vault-encrypted) into a layer labelled with its
+/// path. Every value of an encrypted file is secret.
 pub fn load_layer(path: &Path) -> Result<Layer, InputError> {
-    let node = crate::yaml::load_file(path)?;
     let label = display_path(path);
-    let vars = map_from_node(&node, &label)?;
+    let text = std::fs::read_to_string(path).map_err(|e| InputError::plain(format!("cannot read {label}: {e}")))?;
+    if !vault::is_vault(&text) {
+        let id = crate::source::register(path, text.clone());
+        let node = crate::yaml::parse(id, &text)?;
+        return Ok(Layer { vars: map_from_node(&node, &label)?, label });
+    }
+    let plain = vault::decrypt(&text, &label).map_err(|e| InputError::plain(e.to_string()))?;
+    let id = crate::source::register_named(format!("{label} (decrypted)"), plain.clone());
+    let node = crate::yaml::parse(id, &plain)?;
+    let mut vars = map_from_node(&node, &label)?;
+    for v in vars.values_mut() {
+        // Marked secret (not `!vault`: the value is already plain text).
+        v.tag.get_or_insert_with(|| super::secret::TAG.to_string());
+    }
     Ok(Layer { label, vars })
 }
 
-fn is_vars_ext(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+fn ext_of(p: &Path) -> Option<&str> {
+    p.extension().and_then(|e| e.to_str())
 }
 
 fn files_for(base: &Path, name: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for candidate in [format!("{name}.yaml"), format!("{name}.yml"), format!("{name}.json"), name.to_string()] {
-        let p = base.join(candidate);
+    let candidates = std::iter::once(base.join(name)).chain(EXTENSIONS.iter().map(|e| base.join(format!("{name}.{e}"))));
+    for p in candidates {
+        if p.is_dir() {
+            return dir_files(&p);
+        }
         if p.is_file() {
-            out.push(p);
+            return vec![p];
         }
     }
-    let d = base.join(name);
-    if d.is_dir() {
-        let mut inner: Vec<PathBuf> =
-            std::fs::read_dir(&d).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_file() && is_vars_ext(p)).collect();
-        inner.sort();
-        out.extend(inner);
+    Vec::new()
+}
+
+fn dir_files(dir: &Path) -> Vec<PathBuf> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect();
+    names.sort();
+    let mut out = Vec::new();
+    for n in names {
+        if n.starts_with('.') || n.ends_with('~') {
+            continue;
+        }
+        let p = dir.join(&n);
+        let ext = ext_of(Path::new(&n));
+        if p.is_dir() && ext.is_none() {
+            out.extend(dir_files(&p));
+        } else if p.is_file() && ext.is_none_or(|e| EXTENSIONS.contains(&e)) {
+            out.push(p);
+        }
     }
     out
 }
@@ -92,8 +129,10 @@ fn strays(base: &Path, names: &[String]) -> Vec<(PathBuf, String)> {
         if file_name.starts_with('.') || file_name.ends_with('~') || file_name.eq_ignore_ascii_case("README.md") {
             continue;
         }
-        let stem =
-            if p.is_file() && is_vars_ext(&p) { p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string() } else { file_name };
+        let stem = match ext_of(&p) {
+            Some(e) if EXTENSIONS.contains(&e) => p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string(),
+            _ => file_name,
+        };
         if !names.contains(&stem) {
             out.push((p, stem));
         }

@@ -11,7 +11,7 @@ use crate::error::InputError;
 /// the list of them.
 pub fn unknown_key(map: &serde_json::Map<String, Json>, known: &[&str]) -> Option<(String, String)> {
     let key = map.keys().find(|k| !known.contains(&k.as_str()))?;
-    let help = match crate::inventory::did_you_mean(key, known.iter().copied()) {
+    let help = match crate::source::did_you_mean(key, known.iter().copied()) {
         Some(h) => format!("did you mean `{h}`?"),
         None => format!("known keys: {}", known.join(", ")),
     };
@@ -51,18 +51,28 @@ pub struct VarSpec {
     pub doc: &'static str,
 }
 
-/// Connection vars, valid on any host.
+/// Connection vars, valid on any host: provision's `ssh_` names and Ansible's spellings of
+/// them (see [`crate::transport::connection::FAMILIES`] for which wins).
 pub const CONNECTION: &[VarSpec] = &[
-    VarSpec { name: "address", kind: Kind::Str, doc: "address ssh connects to (default: the inventory name); alias ansible_host" },
-    VarSpec { name: "private_address", kind: Kind::Str, doc: "address other hosts use to reach this one (default: address)" },
-    VarSpec { name: "user", kind: Kind::Str, doc: "ssh user (default: your ssh config); alias ansible_user" },
+    VarSpec { name: "ssh_host", kind: Kind::Str, doc: "address ssh connects to (default: the inventory name); Ansible: ansible_host" },
+    VarSpec { name: "ansible_host", kind: Kind::Str, doc: "Ansible's name for ssh_host" },
+    VarSpec { name: "ansible_ssh_host", kind: Kind::Str, doc: "Ansible's name for ssh_host" },
+    VarSpec { name: "private_address", kind: Kind::Str, doc: "address other hosts use to reach this one (default: ssh_host)" },
+    VarSpec { name: "ssh_user", kind: Kind::Str, doc: "ssh user (default: your ssh config); Ansible: ansible_user" },
+    VarSpec { name: "ansible_user", kind: Kind::Str, doc: "Ansible's name for ssh_user" },
+    VarSpec { name: "ansible_ssh_user", kind: Kind::Str, doc: "Ansible's name for ssh_user" },
     VarSpec {
-        name: "port",
+        name: "ssh_port",
         kind: Kind::Int { min: 1, max: 65535 },
-        doc: "ssh port (default: your ssh config, else 22); alias ansible_port",
+        doc: "ssh port (default: your ssh config, else 22); Ansible: ansible_port",
     },
-    VarSpec { name: "ssh_key", kind: Kind::Str, doc: "private key file; alias ansible_ssh_private_key_file" },
-    VarSpec { name: "become", kind: Kind::Bool, doc: "run commands through sudo (default: true when user is set and not root)" },
+    VarSpec { name: "ansible_port", kind: Kind::Int { min: 1, max: 65535 }, doc: "Ansible's name for ssh_port" },
+    VarSpec { name: "ansible_ssh_port", kind: Kind::Int { min: 1, max: 65535 }, doc: "Ansible's name for ssh_port" },
+    VarSpec { name: "ssh_key", kind: Kind::Str, doc: "private key file; Ansible: ansible_ssh_private_key_file" },
+    VarSpec { name: "ansible_ssh_private_key_file", kind: Kind::Str, doc: "Ansible's name for ssh_key" },
+    VarSpec { name: "ansible_private_key_file", kind: Kind::Str, doc: "Ansible's name for ssh_key" },
+    VarSpec { name: "ssh_become", kind: Kind::Bool, doc: "run commands through sudo (default: true when the user is set and not root)" },
+    VarSpec { name: "ansible_become", kind: Kind::Bool, doc: "Ansible's name for ssh_become" },
     VarSpec {
         name: "ssh_known_hosts_file",
         kind: Kind::Str,

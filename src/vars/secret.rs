@@ -16,10 +16,34 @@ pub const TAG: &str = "!secret";
 
 const SECRET_WORDS: [&str; 7] = ["token", "password", "passwd", "secret", "private_key", "access_key", "credential"];
 
-/// True when a var named `name` is secret by convention.
+/// True when a var named `name` is secret by convention (including Ansible's `*_pass` names
+/// such as `ansible_ssh_pass` and `ansible_become_pass`).
 pub fn is_secret_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| lower.contains(w))
+    SECRET_WORDS.iter().any(|w| lower.contains(w)) || lower.ends_with("_pass") || lower == "pass"
+}
+
+/// True when a value is secret by its name or its tag (`!secret`, or `!vault` for values that
+/// were encrypted).
+pub fn is_secret_node(name: &str, node: &crate::yaml::Node) -> bool {
+    is_secret_name(name) || matches!(node.tag.as_deref(), Some(TAG | VAULT_TAG))
+}
+
+/// Tag of an Ansible Vault value (decrypted when loaded; the tag stays to mark it secret).
+pub const VAULT_TAG: &str = "!vault";
+
+/// A copy of `value` for printing: values under secret-named keys at any depth are masked, and
+/// every registered secret inside a string is replaced.
+pub fn redact_json(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        J::String(s) => J::String(Redactor::redact(s)),
+        J::Array(a) => J::Array(a.iter().map(redact_json).collect()),
+        J::Object(o) => {
+            J::Object(o.iter().map(|(k, v)| (k.clone(), if is_secret_name(k) { J::String(MASK.into()) } else { redact_json(v) })).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// Secrets shorter than this are not searched for in output: replacing every `1` or `true`

@@ -17,10 +17,6 @@ pub fn environment(base_dir: &Path) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_syntax(minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build().expect("static syntax config"));
-    env.add_filter("to_json", |v: Value| to_json(&v, false));
-    env.add_filter("to_nice_json", |v: Value| to_json(&v, true));
-    env.add_filter("to_yaml", to_yaml);
-    env.add_filter("to_nice_yaml", to_yaml);
     env.add_filter("b64encode", |s: String| base64::engine::general_purpose::STANDARD.encode(s));
     env.add_filter("b64decode", |s: String| -> Result<String, Error> {
         let bytes = base64::engine::general_purpose::STANDARD
@@ -39,6 +35,7 @@ pub fn environment(base_dir: &Path) -> Environment<'static> {
         "d",
         |v: Value, default: Option<Value>| if v.is_undefined() || v.is_none() { default.unwrap_or_else(|| Value::from("")) } else { v },
     );
+    super::filters::register(&mut env);
     env.add_function("env", env_lookup);
     let dir = base_dir.to_path_buf();
     env.add_function("file", move |path: String| file_lookup(&dir, &path));
@@ -58,7 +55,24 @@ fn value_text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
+thread_local! {
+    /// Set when a template read a value through `env()` or `file()` since the flag was last taken.
+    static SECRET_READ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a template read through `env()`/`file()` since the last call; resets the flag. What
+/// is kept out of the repo is treated as secret.
+pub fn take_secret_read() -> bool {
+    SECRET_READ.with(|f| f.replace(false))
+}
+
+/// Sets the flag [`take_secret_read`] returns.
+pub fn mark_secret_read() {
+    SECRET_READ.with(|f| f.set(true));
+}
+
 fn env_lookup(name: String, default: Option<String>) -> Result<String, Error> {
+    mark_secret_read();
     match std::env::var(&name) {
         Ok(v) => Ok(v),
         Err(_) => default.ok_or_else(|| {
@@ -71,28 +85,17 @@ fn env_lookup(name: String, default: Option<String>) -> Result<String, Error> {
 }
 
 fn file_lookup(dir: &Path, path: &str) -> Result<String, Error> {
-    let p = expand_home(path);
-    let p = if p.is_absolute() { p } else { dir.join(p) };
+    mark_secret_read();
+    let p = crate::fsutil::expand_path(path, dir);
     std::fs::read_to_string(&p)
         .map(|s| s.trim_end().to_string())
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("cannot read {}: {e}", p.display())))
 }
 
-/// Expands a leading `~/` to the user's home directory.
+/// Expands a leading `~/` to the user's home directory (relative paths stay relative; see
+/// [`crate::fsutil::expand_path`] to anchor them too).
 pub fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(path),
-    }
-}
-
-fn to_json(v: &Value, pretty: bool) -> Result<String, Error> {
-    let r = if pretty { serde_json::to_string_pretty(v) } else { serde_json::to_string(v) };
-    r.map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
-}
-
-fn to_yaml(v: Value) -> Result<String, Error> {
-    serde_saphyr::to_string(&v).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+    if path.starts_with('~') { crate::fsutil::expand_path(path, Path::new("")) } else { PathBuf::from(path) }
 }
 
 /// Quotes a string for POSIX sh (kept for callers not yet moved to [`crate::sh::quote`], which
@@ -117,13 +120,13 @@ mod tests {
     #[test]
     fn ansible_filters() {
         assert_eq!(render("{{ name | quote }}").unwrap(), r"'it'\''s'");
-        assert_eq!(render("{{ items | to_json }}").unwrap(), "[1,2]");
+        assert_eq!(render("{{ items | to_json }}").unwrap(), "[1, 2]", "as Python's json.dumps writes it");
         assert_eq!(render("{{ 'abc' | b64encode }}").unwrap(), "YWJj");
         assert_eq!(render("{{ 'YWJj' | b64decode }}").unwrap(), "abc");
         assert_eq!(render("{{ missing | default('x') }}").unwrap(), "x");
         assert_eq!(render("{{ missing | d('y') }}").unwrap(), "y");
         assert_eq!(render("{{ 'yes' | bool }}").unwrap(), "True", "Jinja2 prints booleans as Python does");
-        assert_eq!(render("{{ items | to_yaml }}").unwrap(), "- 1\n- 2\n");
+        assert_eq!(render("{{ items | to_yaml }}").unwrap(), "[1, 2]\n", "flow style for a list of scalars, as PyYAML writes it");
     }
 
     #[test]
