@@ -1,58 +1,24 @@
-//! The engine and the SSH transport against the local lab (see tests/lab.rs for the lab): the
-//! host lock's permissions, never following a symlinked file the probe reads, host key trust on
-//! first use, and a missing SSH key named. Needs root; run under the shared lab lock.
+//! The engine and the SSH transport: the host lock's permissions, never following a symlinked
+//! file the probe reads, host key trust on first use, a missing SSH key named, overlapping
+//! applies, verbosity levels.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-
-/// One test at a time, with the lab up (`lab/lab up` is idempotent).
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    lab_inventory();
-    guard
-}
-
-fn lab_inventory() -> &'static Path {
-    static UP: OnceLock<PathBuf> = OnceLock::new();
-    UP.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new("bash").arg(root.join("lab/lab")).arg("up").status().expect("run lab/lab up");
-        assert!(status.success(), "lab/lab up failed (the lab needs root on Debian 12)");
-        root.join("lab/inventory.yaml")
-    })
-}
-
-fn provision(args: &[&str]) -> Output {
-    let inv = lab_inventory().to_str().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_provision")).args(["-i", inv]).args(args).env("NO_COLOR", "1").output().expect("run provision")
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
+use crate::harness::*;
 
 /// Runs sh on a lab host directly (docker exec, not provision); returns (success, output).
 fn on_host(host: &str, script: &str) -> (bool, String) {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab");
-    let o = Command::new("bash").arg(lab).args(["docker", "exec", host, "sh", "-c", script]).output().unwrap();
+    let o = on_host_raw(host, script);
     (o.status.success(), format!("{}{}", text(&o.stdout), text(&o.stderr)))
 }
 
 #[test]
 fn the_host_lock_is_root_only_so_no_user_can_block_applies() {
-    use provision::engine::run::{Job, Options, run_host};
     use provision::engine::{Desired, Step};
     use provision::resources::file::File;
     let _s = serial();
     // As an older provision left it: world-readable, so any user could open it and hold the flock.
     assert!(on_host("lab-slave-1", "touch /run/provision.lock; chmod 644 /run/provision.lock; rm -f /tmp/provision-lock-test").0);
-    let project = provision::project::Project::load(Some(lab_inventory()), &[]).unwrap();
-    let connection = project.resolve(&["lab-slave-1".to_string()]).unwrap().remove(0).connection;
     let desired = Desired { steps: vec![Step::new(File::new("/tmp/provision-lock-test", "x\n"))], handlers: vec![] };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let r = rt.block_on(run_host(Job { connection, desired }, Options { check: false, diff: false, forks: 1 }));
+    let r = run_desired_with("lab-slave-1", desired, false);
     assert_eq!((r.changed, r.failed), (1, 0), "{r:?}");
     assert_eq!(on_host("lab-slave-1", "stat -c '%a %U' /run/provision.lock"), (true, "600 root\n".into()));
     let (held, out) = on_host("lab-slave-1", "su core -s /bin/sh -c 'flock -n /run/provision.lock true'");
@@ -83,12 +49,6 @@ fn a_symlinked_config_toml_is_never_followed() {
     assert!(!out.contains("root:") && !text(&o.stderr).contains("root:"), "nothing of /etc/shadow reached this machine: {out}");
 }
 
-/// The lab slave's SSH port, from the lab inventory.
-fn slave_port() -> String {
-    let inv = std::fs::read_to_string(lab_inventory()).unwrap();
-    inv.split("lab-slave-1:").nth(1).unwrap().split("port: ").nth(1).unwrap().split([',', '}', '\n']).next().unwrap().trim().to_string()
-}
-
 #[test]
 fn accept_new_trusts_an_unknown_key_once_and_refuses_a_changed_one() {
     let _s = serial();
@@ -116,7 +76,7 @@ fn accept_new_trusts_an_unknown_key_once_and_refuses_a_changed_one() {
     let other: Vec<&str> = public.split_whitespace().take(2).collect();
     // Another file: a master connection kept from the runs above would not check the key again.
     let changed = dir.path().join("known_hosts.changed");
-    std::fs::write(&changed, format!("[127.0.0.1]:{} {}\n", slave_port(), other.join(" "))).unwrap();
+    std::fs::write(&changed, format!("[127.0.0.1]:{} {}\n", ssh_port("lab-slave-1"), other.join(" "))).unwrap();
     let file = format!("ssh_known_hosts_file={}", changed.display());
     let o = provision(&["-e", &file, "-e", "ssh_host_key_checking=accept-new", "debug", "exec", "lab-slave-1", "--", "true"]);
     assert_eq!(o.status.code(), Some(1));
@@ -134,15 +94,6 @@ fn a_missing_ssh_key_file_is_named() {
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o.stdout);
     assert!(out.contains("the SSH key file /nonexistent/id_ed25519 (ssh_key) does not exist"), "{out}");
-}
-
-/// Undoes what the cleanup role manages on the slave, so the next apply has work to do.
-fn unconverge_slave() {
-    let (ok, out) = on_host(
-        "lab-slave-1",
-        "systemctl disable --now docker-cleanup.timer 2>/dev/null; rm -f /etc/systemd/system/docker-cleanup.*; systemctl daemon-reload",
-    );
-    assert!(ok, "{out}");
 }
 
 fn spawn_apply() -> std::process::Child {
@@ -237,17 +188,13 @@ impl provision::engine::Deferred for AnotherRunAppliesMeanwhile {
 
 #[test]
 fn an_apply_after_another_run_changed_the_host_changes_nothing() {
-    use provision::engine::run::{Job, Options, run_host};
     use provision::engine::{Desired, Step};
     use provision::resources::file::File;
     let _s = serial();
     assert!(on_host("lab-slave-1", "rm -f /tmp/provision-generation-test").0);
-    let project = provision::project::Project::load(Some(lab_inventory()), &[]).unwrap();
-    let connection = project.resolve(&["lab-slave-1".to_string()]).unwrap().remove(0).connection;
     let placeholder = File::new("/tmp/provision-generation-test", "x\n");
     let desired = Desired { steps: vec![Step::deferred(placeholder, std::sync::Arc::new(AnotherRunAppliesMeanwhile))], handlers: vec![] };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let r = rt.block_on(run_host(Job { connection, desired }, Options { check: false, diff: false, forks: 1 }));
+    let r = run_desired_with("lab-slave-1", desired, false);
     let error = r.error.as_ref().map(ToString::to_string).unwrap_or_default();
     assert!(error.starts_with("the host changed since it was read"), "{r:?}");
     assert_eq!((r.changed, r.skipped), (0, 1), "{r:?}");

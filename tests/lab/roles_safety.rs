@@ -1,44 +1,8 @@
-//! Role behaviour against the local lab (see tests/lab.rs for the lab itself): builds survive a
-//! docker restart, the registry cache is not exposed on every interface, and `debug` shows
-//! what hosts print without letting them drive the terminal.
+//! Role behaviour that keeps hosts and builds safe: builds survive a docker restart, the
+//! registry cache is not exposed on every interface, and `debug` shows what hosts print without
+//! letting them drive the terminal.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-
-/// One test at a time: they share the lab's hosts.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    lab_inventory();
-    guard
-}
-
-fn lab_inventory() -> &'static Path {
-    static UP: OnceLock<PathBuf> = OnceLock::new();
-    UP.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new("bash").arg(root.join("lab/lab")).arg("up").status().expect("run lab/lab up");
-        assert!(status.success(), "lab/lab up failed (the lab needs root on Debian 12)");
-        root.join("lab/inventory.yaml")
-    })
-}
-
-fn provision(args: &[&str]) -> Output {
-    let inv = lab_inventory().to_str().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_provision")).args(["-i", inv]).args(args).env("NO_COLOR", "1").output().expect("run provision")
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
-
-fn on_host(host: &str, script: &str) -> String {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab");
-    let o = Command::new("bash").arg(lab).args(["docker", "exec", host, "sh", "-c", script]).output().unwrap();
-    assert!(o.status.success(), "{script}: {}", text(&o.stderr));
-    text(&o.stdout)
-}
+use crate::harness::*;
 
 fn apply(extra: &[&str]) -> Output {
     let mut args = extra.to_vec();

@@ -5,68 +5,19 @@
 //!   `labro-slave-1`, inventory `lab/inventory-ro.yaml`.
 //!
 //! `lab/lab up` (its default, `--distro mixed`) starts them beside the Debian 12 pair that the
-//! engine-independent tests in `tests/lab.rs` use. Needs root, like every lab test.
+//! engine-independent tests use.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-
-const TRIXIE: &str = "inventory-trixie.yaml";
-const READONLY: &str = "inventory-ro.yaml";
-
-fn lab_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("lab")
-}
-
-/// One test at a time (they share hosts), with the lab up first.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    static UP: OnceLock<()> = OnceLock::new();
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    UP.get_or_init(|| {
-        let status = Command::new("bash").arg(lab_dir().join("lab")).arg("up").status().expect("run lab/lab up");
-        assert!(status.success(), "lab/lab up failed (the lab needs root on Debian 12)");
-    });
-    guard
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
-
-fn provision(inventory: &str, args: &[&str]) -> Output {
-    let inv = lab_dir().join(inventory);
-    Command::new(env!("CARGO_BIN_EXE_provision")).arg("-i").arg(inv).args(args).env("NO_COLOR", "1").output().expect("run provision")
-}
-
-fn json_run(inventory: &str, args: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let o = provision(inventory, &all);
-    let doc = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", text(&o.stdout), text(&o.stderr)));
-    (o.status.code(), doc)
-}
-
-/// Runs `script` on a lab host (through the lab's docker, not through provision).
-fn on_host(host: &str, script: &str) -> String {
-    let o = on_host_raw(host, script);
-    assert!(o.status.success(), "{script}: {}{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
-}
-
-fn on_host_raw(host: &str, script: &str) -> Output {
-    Command::new("bash").arg(lab_dir().join("lab")).args(["docker", "exec", host, "sh", "-c", script]).output().unwrap()
-}
+use crate::harness::*;
 
 fn private_address(inventory: &str, host: &str) -> String {
-    let (_, inv) = json_run(inventory, &["inventory", "--host", host]);
+    let (_, inv) = json_run_in(inventory, &["inventory", "--host", host]);
     inv["vars"]["private_address"].as_str().expect("private_address").to_string()
 }
 
 fn converge_twice(inventory: &str, hosts: &[&str]) {
-    let (code, doc) = json_run(inventory, &["apply"]);
+    let (code, doc) = json_run_in(inventory, &["apply"]);
     assert_eq!(code, Some(0), "{doc}");
-    let (code, again) = json_run(inventory, &["apply"]);
+    let (code, again) = json_run_in(inventory, &["apply"]);
     assert_eq!(code, Some(0), "{again}");
     for h in hosts {
         assert_eq!(again["hosts"][h]["changed"], 0, "a second apply on {h} changes nothing: {again}");
@@ -87,7 +38,7 @@ fn slave_and_master_converge_on_docker_26_and_the_master_reaches_the_slave_over_
     let _s = serial();
     converge_twice(TRIXIE, &["lab13-master-1", "lab13-slave-1"]);
     let ip = private_address(TRIXIE, "lab13-slave-1");
-    let o = provision(
+    let o = provision_in(
         TRIXIE,
         &[
             "debug",
@@ -125,11 +76,11 @@ fn slave_and_master_converge_on_docker_26_and_the_master_reaches_the_slave_over_
 #[test]
 fn docker_26_refuses_a_bad_daemon_json_before_it_is_written_and_keeps_running() {
     let _s = serial();
-    assert_eq!(json_run(TRIXIE, &["apply"]).0, Some(0));
+    assert_eq!(json_run_in(TRIXIE, &["apply"]).0, Some(0));
     let before = on_host("lab13-slave-1", "sha256sum /etc/docker/daemon.json");
     let started = on_host("lab13-slave-1", "systemctl show -p ActiveEnterTimestampMonotonic docker");
     let bad = r#"{"docker_daemon_config": {"no-such-option": true}}"#;
-    let (code, doc) = json_run(TRIXIE, &["-e", bad, "apply", "--limit", "slave"]);
+    let (code, doc) = json_run_in(TRIXIE, &["-e", bad, "apply", "--limit", "slave"]);
     assert_eq!(code, Some(1), "{doc}");
     let slave = doc["hosts"]["lab13-slave-1"].to_string();
     assert!(slave.contains("no-such-option"), "dockerd --validate's own message: {slave}");
@@ -159,7 +110,7 @@ fn a_slave_without_package_manager_and_with_a_read_only_usr_converges() {
 fn a_package_install_on_a_host_without_package_manager_fails_clearly() {
     let _s = serial();
     let vars = r#"{"roles": ["runner"], "runner_install": "package", "runner_package_file": "state/packages/gitlab-runner_1.0.0-1_all.deb", "runners": []}"#;
-    let (code, doc) = json_run(READONLY, &["-e", vars, "plan"]);
+    let (code, doc) = json_run_in(READONLY, &["-e", vars, "plan"]);
     assert_eq!(code, Some(1), "{doc}");
     let host = doc["hosts"]["labro-slave-1"].to_string();
     assert!(host.contains("neither dpkg nor rpm"), "says why: {host}");
@@ -180,7 +131,7 @@ fn a_host_without_the_docker_command_is_told_which_package_to_install() {
     let _s = serial();
     on_host("lab13-slave-1", "mv /usr/bin/docker /usr/bin/docker.lab-off");
     let _restore = RestoreCli;
-    let (code, doc) = json_run(TRIXIE, &["plan", "--limit", "slave"]);
+    let (code, doc) = json_run_in(TRIXIE, &["plan", "--limit", "slave"]);
     assert_eq!(code, Some(1), "{doc}");
     let host = doc["hosts"]["lab13-slave-1"].to_string();
     assert!(host.contains("`docker` command is missing") && host.contains("docker-cli"), "names the package: {host}");

@@ -1,38 +1,10 @@
-//! Against the local lab (see tests/lab.rs for how it comes up): a docker-autoscaler runner's
-//! fleeting plugin lives on a host directory, so an image roll keeps it. The lab's stand-in
-//! gitlab-runner cannot download plugins (no registry here ships them): the test shows that a
-//! missing plugin is planned for install, and that an installed one (planted as
-//! `gitlab-runner fleeting install` would leave it) survives the runner container's recreation.
+//! A docker-autoscaler runner's fleeting plugin lives on a host directory, so an image roll keeps
+//! it. The lab's stand-in gitlab-runner cannot download plugins (no registry here ships them):
+//! the test shows that a missing plugin is planned for install, and that an installed one
+//! (planted as `gitlab-runner fleeting install` would leave it) survives the runner container's
+//! recreation.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn lab_inventory() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new("bash").arg(root.join("lab/lab")).arg("up").status().expect("run lab/lab up");
-    assert!(status.success(), "lab/lab up failed (the lab needs root on Debian 12)");
-    root.join("lab/inventory.yaml")
-}
-
-fn provision(inv: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provision")).arg("-i").arg(inv).args(args).env("NO_COLOR", "1").output().expect("run provision")
-}
-
-fn json_run(inv: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let o = provision(inv, &all);
-    let doc = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
-    (o.status.code(), doc)
-}
-
-fn on_host(host: &str, script: &str) -> String {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab");
-    let o = Command::new("bash").arg(lab).args(["docker", "exec", host, "sh", "-c", script]).output().unwrap();
-    assert!(o.status.success(), "{script}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use crate::harness::*;
 
 fn ids(doc: &serde_json::Value, status: &str) -> Vec<String> {
     doc["hosts"]["lab-master-1"]["resources"]
@@ -49,18 +21,18 @@ const PLUGIN: &str = "/var/lib/provision/runner/fleeting/plugins/registry.gitlab
 
 #[test]
 fn the_fleeting_plugin_is_installed_when_missing_and_kept_across_an_image_roll() {
-    let inv = lab_inventory();
-    let inv = inv.as_path();
+    let _s = serial();
     on_host("lab-master-1", "rm -rf /var/lib/provision/runner");
     // Missing: the plan installs it, after the runner container that runs the install.
-    let (code, plan) = json_run(inv, &["-e", FLEET, "plan", "--limit", "master"]);
+    let (code, plan) = json_run(&["-e", FLEET, "plan", "--limit", "master"]);
     assert_eq!(code, Some(0), "{plan}");
     let changed = ids(&plan, "changed");
     assert!(changed.contains(&"fleeting plugins in gitlab-runner".to_string()), "{plan}");
 
     // Installed (as `gitlab-runner fleeting install` leaves it): kept, and mounted in the runner.
     on_host("lab-master-1", &format!("mkdir -p {PLUGIN} && echo plugin > {PLUGIN}/plugin && chmod 700 /var/lib/provision/runner/fleeting"));
-    let (code, doc) = json_run(inv, &["-e", FLEET, "apply", "--limit", "master"]);
+    // The lab's own runner goes away: deleting it from GitLab needs --yes without a terminal.
+    let (code, doc) = json_run(&["-e", FLEET, "apply", "--yes", "--limit", "master"]);
     assert_eq!(code, Some(0), "{doc}");
     assert!(ids(&doc, "ok").contains(&"fleeting plugins in gitlab-runner".to_string()), "{doc}");
     let inside = "docker exec gitlab-runner sh -c 'find /root/.config/fleeting/plugins -name plugin | wc -l'";
@@ -68,7 +40,7 @@ fn the_fleeting_plugin_is_installed_when_missing_and_kept_across_an_image_roll()
 
     // An image roll recreates the container: the plugin is still there, nothing reinstalls it.
     let roll = "runner_image=provision-lab/gitlab-runner:2";
-    let (code, doc) = json_run(inv, &["-e", FLEET, "-e", roll, "apply", "--limit", "master"]);
+    let (code, doc) = json_run(&["-e", FLEET, "-e", roll, "apply", "--limit", "master"]);
     assert_eq!(code, Some(0), "{doc}");
     assert!(ids(&doc, "changed").contains(&"container gitlab-runner".to_string()), "{doc}");
     assert!(ids(&doc, "ok").contains(&"fleeting plugins in gitlab-runner".to_string()), "{doc}");
@@ -76,7 +48,7 @@ fn the_fleeting_plugin_is_installed_when_missing_and_kept_across_an_image_roll()
     assert_eq!(on_host("lab-master-1", inside).trim(), "1", "the plugin survived the roll");
 
     // Back to the lab's own runner, image and state.
-    let (code, doc) = json_run(inv, &["apply", "--limit", "master"]);
+    let (code, doc) = json_run(&["apply", "--yes", "--limit", "master"]);
     assert_eq!(code, Some(0), "{doc}");
     on_host("lab-master-1", "rm -rf /var/lib/provision/runner");
 }
