@@ -61,13 +61,8 @@ fn warn(msg: &str) {
 
 impl Project {
     /// Loads the inventory (`-i` or the default), its vars files and the `-e` extra vars, with
-    /// the roles' defaults and var types.
-    pub fn load(inventory_path: Option<&Path>, extra_vars: &[String]) -> Result<Project> {
-        let catalog = Catalog { defaults: crate::roles::defaults()?, specs: crate::roles::specs() };
-        Self::load_with(inventory_path, extra_vars, catalog)
-    }
-
-    /// Loads the project with the given role catalog.
+    /// the role catalog (the roles' defaults and var types; the caller passes it, so the project
+    /// knows nothing of roles).
     pub fn load_with(inventory_path: Option<&Path>, extra_vars: &[String], catalog: Catalog) -> Result<Project> {
         let path = inventory::locate(inventory_path)?;
         let inventory = inventory::load(&path)?;

@@ -376,7 +376,7 @@ fn vault_values_decrypt_to_what_ansible_decrypts() {
     copy_dir(&Path::new(CORPUS).join("edge-vault"), &dir);
     add_vault_files(&bin, &dir);
     provision::vars::vault::configure(provision::vars::vault::VaultConfig { password_files: vec![dir.join("vault-pass.txt")], ask: false });
-    let p = provision::project::Project::load(Some(&dir.join("inventory.yml")), &[]).unwrap();
+    let p = provision::project::Project::load_with(Some(&dir.join("inventory.yml")), &[], provision::roles::catalog().unwrap()).unwrap();
     let h = p.resolve_vars("h1").unwrap();
     assert_eq!(h.get("vault_db_password").unwrap().value, "s3cr3t-from-file");
     assert!(h.get("vault_db_password").unwrap().secret, "a value from an encrypted file is secret");

@@ -22,7 +22,7 @@ fn first_ctrl_c_is_answered_at_once_and_the_second_quits() {
     let inv = dir.path().join("inventory.yaml");
     std::fs::write(
         &inv,
-        format!("all:\n  hosts:\n    mute:\n      {{address: 127.0.0.1, port: {port}, roles: [], ssh_connect_timeout: 60, ssh_control_persist: 0}}\n"),
+        format!("all:\n  hosts:\n    mute:\n      {{ssh_host: 127.0.0.1, ssh_port: {port}, roles: [], ssh_connect_timeout: 60, ssh_control_persist: 0}}\n"),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_provision"))

@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 
 const INVENTORY: &str = "all:
   vars:
-    address: 127.0.0.1
-    port: 1
+    ssh_host: 127.0.0.1
+    ssh_port: 1
     ssh_connect_timeout: 1
     gitlab_url: https://gitlab.example.com
     gitlab_api_token: glpat-not-used

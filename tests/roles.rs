@@ -76,7 +76,7 @@ fn snapshot(dir: &tempfile::TempDir, limit: Option<&str>) -> String {
     out.replace(&dir.path().display().to_string(), "<dir>")
 }
 
-const TWO_HOSTS: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {address: 10.0.0.10}\n    slave:\n      hosts:\n        s1: {address: 10.0.0.11, private_address: 10.0.1.11}\n";
+const TWO_HOSTS: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {ssh_host: 10.0.0.10}\n    slave:\n      hosts:\n        s1: {ssh_host: 10.0.0.11, private_address: 10.0.1.11}\n";
 
 #[test]
 fn default_master_and_slave() {
@@ -102,7 +102,7 @@ fn ci_daemon_plain_registry_and_package_runner() {
 
 #[test]
 fn every_role_on_one_host() {
-    let inv = "all:\n  hosts:\n    solo: {address: 10.0.0.5}\n  vars:\n    roles: [docker_tls, registry, dind, cleanup, docker_client_certs, runner]\n";
+    let inv = "all:\n  hosts:\n    solo: {ssh_host: 10.0.0.5}\n  vars:\n    roles: [docker_tls, registry, dind, cleanup, docker_client_certs, runner]\n";
     let dir = fixture(inv, "gitlab_api_token: glpat-x\nrunners:\n  - name: local\n    dind: true\n");
     insta::assert_snapshot!(snapshot(&dir, None));
 }
@@ -157,7 +157,7 @@ fn provision_in(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output 
 
 /// Both hosts point at a closed port: whoever is contacted is unreachable, so the output says
 /// which hosts a command tried.
-const UNREACHABLE: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {address: 127.0.0.1, port: 1}\n    slave:\n      hosts:\n        s1: {address: 127.0.0.1, port: 1, private_address: 10.0.1.11}\n";
+const UNREACHABLE: &str = "all:\n  children:\n    master:\n      hosts:\n        m1: {ssh_host: 127.0.0.1, ssh_port: 1}\n    slave:\n      hosts:\n        s1: {ssh_host: 127.0.0.1, ssh_port: 1, private_address: 10.0.1.11}\n";
 
 #[test]
 fn debug_honours_limit() {
@@ -180,4 +180,21 @@ fn debug_says_what_a_host_does_not_have() {
     assert!(out.contains("m1 | skipped >>") && out.contains("no cleanup service here"), "{out}");
     let o = provision_in(&dir, &["debug", "ps", "master", "--dind"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("no dind engine here"));
+}
+
+/// On a stack with `cloud.logs`, the runner container logs to the stack's log group (the
+/// generated cloud inventory sets `cloud_log_group` and `cloud_region`); without it, docker's
+/// default driver (the spec, and so the container, is unchanged).
+#[test]
+fn the_runner_logs_to_the_stacks_cloudwatch_group_when_there_is_one() {
+    let with = fixture(TWO_HOSTS, "gitlab_api_token: glpat-x\ncloud_log_group: /provision/ci\ncloud_region: eu-west-1\n");
+    let text = snapshot(&with, Some("m1"));
+    let runner = text.lines().find(|l| l.contains("Container { name: \"gitlab-runner\"")).expect("the runner container");
+    assert!(
+        runner.contains(r#"log_driver: Some(LogDriver { name: "awslogs", options: {"awslogs-group": "/provision/ci", "awslogs-region": "eu-west-1", "awslogs-stream": "m1-gitlab-runner"} })"#),
+        "{runner}"
+    );
+    let without = fixture(TWO_HOSTS, "gitlab_api_token: glpat-x\n");
+    let text = snapshot(&without, Some("m1"));
+    assert!(text.contains("log_driver: None"), "{text}");
 }

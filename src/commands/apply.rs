@@ -9,12 +9,11 @@ use crate::engine::report;
 use crate::engine::run::{Job, Options, run_all};
 use crate::error::{Result, from_many};
 use crate::output;
-use crate::project::Project;
 use crate::roles;
 
 /// Runs apply (`plan` = `apply --check --diff`).
 pub fn run(g: &Global, args: &ApplyArgs, plan: bool) -> Result<i32> {
-    let project = Project::load(g.inventory.as_deref(), &g.extra_vars)?;
+    let project = super::load_project(g)?;
     let all_hosts = project.hosts(None)?;
     let hosts = project.hosts(g.limit.as_deref())?;
     let check = args.check || plan;

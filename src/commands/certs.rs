@@ -9,7 +9,7 @@ use crate::roles;
 
 /// Runs a certs subcommand.
 pub fn run(g: &Global, cmd: &CertsCommand) -> Result<i32> {
-    let project = Project::load(g.inventory.as_deref(), &g.extra_vars)?;
+    let project = super::load_project(g)?;
     let hosts = project.hosts(None)?;
     match cmd {
         CertsCommand::Generate => {

@@ -10,7 +10,7 @@ use crate::project::Project;
 
 /// Runs a `cloud` subcommand.
 pub fn run(g: &Global, cmd: &CloudCommand) -> Result<i32> {
-    let project = Project::load(g.inventory.as_deref(), &g.extra_vars)?;
+    let project = super::load_project(g)?;
     let spec = load_spec(&project)?;
     // Runner names the inventory accounts for (for audit): checked before any API call too.
     let known = if matches!(cmd, CloudCommand::Audit { .. }) { known_runners(&project)? } else { Vec::new() };

@@ -6,11 +6,10 @@ use crate::cli::{Format, Global, InventoryArgs};
 use crate::error::{InputError, Result};
 use crate::inventory::{ALL, Inventory};
 use crate::output;
-use crate::project::Project;
 
 /// Runs the command.
 pub fn run(g: &Global, args: &InventoryArgs) -> Result<i32> {
-    let project = Project::load(g.inventory.as_deref(), &g.extra_vars)?;
+    let project = super::load_project(g)?;
     let inv = &project.inventory;
     let names = match &args.host {
         Some(h) if !inv.hosts.contains_key(h) => {

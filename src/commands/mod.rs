@@ -75,3 +75,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn hosts_exit(failed: usize) -> Result<i32> {
     if failed == 0 { Ok(EXIT_OK) } else { Err(Error::HostsFailed(format!("{failed} host(s) failed"))) }
 }
+
+/// Loads the user's project with every role's defaults and var types.
+pub fn load_project(g: &crate::cli::Global) -> Result<crate::project::Project> {
+    crate::project::Project::load(g.inventory.as_deref(), &g.extra_vars)
+}

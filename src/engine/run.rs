@@ -15,7 +15,7 @@ use super::progress::{Context, Event};
 use super::report::{HostReport, ResourceResult};
 use super::sections::{self, Framed, SectionId};
 use super::{Desired, Status};
-use crate::inventory::connection::Connection;
+use crate::transport::connection::Connection;
 use crate::sh::Cmd;
 use crate::transport::ssh::Ssh;
 use crate::transport::{Output, Remote};

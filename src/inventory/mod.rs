@@ -9,9 +9,6 @@ pub mod limit;
 pub mod pyliteral;
 pub mod yaml;
 
-/// Connection settings moved to the transport; re-exported for older imports.
-pub use crate::transport::connection;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 

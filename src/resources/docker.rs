@@ -257,6 +257,17 @@ pub struct Container {
     /// The image id the container must run, when known before the run (an image loaded from an
     /// archive in the same apply); else the id the reference has on the host now.
     pub image_id: Option<String>,
+    /// Where the container's logs go (`None`: the daemon's default driver).
+    pub log_driver: Option<LogDriver>,
+}
+
+/// A docker logging driver and its options (`--log-driver`, `--log-opt`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogDriver {
+    /// Driver name, e.g. `awslogs`.
+    pub name: String,
+    /// Its options, e.g. `awslogs-group`.
+    pub options: BTreeMap<String, String>,
 }
 
 /// The label that records which spec a container was created from.
@@ -281,6 +292,7 @@ impl Container {
             daemon: Daemon::default(),
             secret_env: false,
             image_id: None,
+            log_driver: None,
         }
     }
 
@@ -336,6 +348,13 @@ impl Container {
         }
         for p in &self.ports {
             args = args.arg("-p").arg(p);
+        }
+        // Only when set, so containers created before this option keep their spec.
+        if let Some(d) = &self.log_driver {
+            args = args.arg("--log-driver").arg(&d.name);
+            for (k, v) in &d.options {
+                args = args.arg("--log-opt").arg(format!("{k}={v}"));
+            }
         }
         args.arg(&self.image).args(&self.command).render()
     }

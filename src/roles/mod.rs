@@ -94,16 +94,6 @@ impl RoleContext<'_> {
         &self.facts.topology
     }
 
-    /// A string var outside every role's struct (the ids the cloud inventory writes, read by
-    /// autoscaling runners); unset or null is empty.
-    pub fn str(&self, name: &str) -> String {
-        match self.facts.spec.vars.get(name).map(|r| &r.value) {
-            Some(Json::String(s)) => s.clone(),
-            None | Some(Json::Null) => String::new(),
-            Some(other) => other.to_string(),
-        }
-    }
-
     /// A file from the certs directory (its absence means certificates were not generated).
     pub fn read_cert(&self, path: PathBuf) -> Result<Vec<u8>, InputError> {
         self.certs
@@ -184,6 +174,21 @@ pub fn defaults() -> Result<VarMap, InputError> {
         out.extend(crate::vars::map_from_node(&node, &format!("defaults of role {name}"))?);
     }
     Ok(out)
+}
+
+/// The roles' defaults and var types, as the project loads them.
+pub fn catalog() -> Result<crate::project::Catalog, InputError> {
+    Ok(crate::project::Catalog { defaults: defaults()?, specs: specs() })
+}
+
+// Here, not in `project.rs`: the project knows nothing of roles; this is the one place that
+// joins the two for callers that want every role's vars (commands, tests).
+impl Project {
+    /// Loads the inventory (`-i` or the default), its vars files and the `-e` extra vars, with
+    /// every role's defaults and var types.
+    pub fn load(inventory_path: Option<&std::path::Path>, extra_vars: &[String]) -> crate::error::Result<Project> {
+        Project::load_with(inventory_path, extra_vars, catalog()?)
+    }
 }
 
 /// The var types of every role (and the shared settings).

@@ -8,19 +8,8 @@ use serde_json::Value as Json;
 use toml_edit::{DocumentMut, Item, Value};
 
 use super::owned::ConfigFormat;
-use crate::vars::secret::{MASK, Redactor, is_secret_name};
-
-/// Whether a key (any spelling: `SecretKey`, `amazonec2-secret-key`, `registry_password`)
-/// names a secret.
-pub fn is_secret_key(key: &str) -> bool {
-    is_secret_name(&key.replace('-', "_")) || key.to_ascii_lowercase().replace(['-', '_'], "").contains("secretkey")
-}
-
-/// `KEY=VALUE` with a secret `KEY`, masked; anything else unchanged.
-fn mask_assignment(s: &str) -> Option<String> {
-    let (k, _) = s.split_once('=')?;
-    is_secret_key(k).then(|| format!("{k}={MASK}"))
-}
+pub use crate::vars::secret::is_secret_key;
+use crate::vars::secret::{MASK, Redactor, mask_assignment};
 
 /// The text of a config file with its secrets masked. Text that does not parse in `format` is
 /// masked line by line (any line whose key looks secret), and says so.

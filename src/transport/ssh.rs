@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::{HostKeyChecking, Output, Remote, TransportError};
-use crate::inventory::connection::Connection;
+use crate::transport::connection::Connection;
 use crate::sh::Cmd;
 
 /// An open connection to one host.

@@ -34,7 +34,12 @@ fn parse_one(index: usize, arg: &str) -> Result<Layer, InputError> {
         if key.is_empty() {
             return Err(InputError::at(word, "extra var has an empty name", "empty name"));
         }
-        let span = word;
+        // The value's span starts after the raw word's first `=`, so an error about the value
+        // points at it (`-e #2:1:23`), not at the key.
+        let span = match arg.get(offset..end).and_then(|raw| raw.find('=')) {
+            Some(eq) if offset + eq + 1 < end => source::Span::new(id, offset + eq + 1, end - offset - eq - 1),
+            _ => word,
+        };
         vars.insert(key.to_string(), Node { value: Value::Str(value.to_string()), span, tag: None });
     }
     Ok(Layer { label, vars })

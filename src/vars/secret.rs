@@ -23,6 +23,20 @@ pub fn is_secret_name(name: &str) -> bool {
     SECRET_WORDS.iter().any(|w| lower.contains(w)) || lower.ends_with("_pass") || lower == "pass"
 }
 
+/// Whether a key in any spelling (`SecretKey`, `amazonec2-secret-key`, `registry_password`)
+/// names a secret.
+pub fn is_secret_key(key: &str) -> bool {
+    is_secret_name(&key.replace('-', "_")) || key.to_ascii_lowercase().replace(['-', '_'], "").contains("secretkey")
+}
+
+/// `KEY=VALUE` with a secret `KEY` (a runner's `environment`, docker-machine's options), masked;
+/// `None` for anything else.
+pub fn mask_assignment(s: &str) -> Option<String> {
+    let (k, _) = s.split_once('=')?;
+    let k = k.trim_start_matches('-');
+    (!k.is_empty() && is_secret_key(k)).then(|| format!("{}={MASK}", s.split_once('=').map_or("", |(k, _)| k)))
+}
+
 /// True when a value is secret by its name or its tag (`!secret`, or `!vault` for values that
 /// were encrypted).
 pub fn is_secret_node(name: &str, node: &crate::yaml::Node) -> bool {
@@ -32,15 +46,17 @@ pub fn is_secret_node(name: &str, node: &crate::yaml::Node) -> bool {
 /// Tag of an Ansible Vault value (decrypted when loaded; the tag stays to mark it secret).
 pub const VAULT_TAG: &str = "!vault";
 
-/// A copy of `value` for printing: values under secret-named keys at any depth are masked, and
-/// every registered secret inside a string is replaced.
+/// A copy of `value` for printing: values under secret-named keys at any depth are masked, so
+/// are `KEY=VALUE` strings with a secret `KEY` (`amazonec2-secret-key=...` in a runner's
+/// machine options, `AWS_SECRET_ACCESS_KEY=...` in its `environment`), and every registered
+/// secret inside a string is replaced.
 pub fn redact_json(value: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
-        J::String(s) => J::String(Redactor::redact(s)),
+        J::String(s) => J::String(mask_assignment(s).unwrap_or_else(|| Redactor::redact(s))),
         J::Array(a) => J::Array(a.iter().map(redact_json).collect()),
         J::Object(o) => {
-            J::Object(o.iter().map(|(k, v)| (k.clone(), if is_secret_name(k) { J::String(MASK.into()) } else { redact_json(v) })).collect())
+            J::Object(o.iter().map(|(k, v)| (k.clone(), if is_secret_key(k) { J::String(MASK.into()) } else { redact_json(v) })).collect())
         }
         other => other.clone(),
     }
@@ -96,6 +112,17 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assignments_with_secret_keys_are_masked_inside_lists() {
+        let v = serde_json::json!({"machine": {"options": ["amazonec2-region=eu-west-1", "amazonec2-secret-key=AKsecretvalue"]},
+            "environment": ["AWS_SECRET_ACCESS_KEY=abc123xyz", "FOO=bar"], "amazonec2-secret-key": "x"});
+        let r = redact_json(&v).to_string();
+        assert!(!r.contains("AKsecretvalue") && !r.contains("abc123xyz"), "{r}");
+        assert!(r.contains("amazonec2-secret-key=***") && r.contains("AWS_SECRET_ACCESS_KEY=***"), "{r}");
+        assert!(r.contains("amazonec2-region=eu-west-1") && r.contains("FOO=bar"), "{r}");
+        assert!(r.contains(r#""amazonec2-secret-key":"***""#), "{r}");
+    }
 
     #[test]
     fn names_and_redaction() {

@@ -24,7 +24,7 @@ pub fn environment(base_dir: &Path) -> Environment<'static> {
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("b64decode: {e}")))?;
         String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidOperation, "b64decode: not UTF-8"))
     });
-    env.add_filter("quote", |v: Value| shell_quote(&value_text(&v)));
+    env.add_filter("quote", |v: Value| crate::sh::quote(&value_text(&v)));
     env.add_filter("bool", |v: Value| -> bool {
         match v.as_str() {
             Some(s) => matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1"),
@@ -98,12 +98,6 @@ pub fn expand_home(path: &str) -> PathBuf {
     if path.starts_with('~') { crate::fsutil::expand_path(path, Path::new("")) } else { PathBuf::from(path) }
 }
 
-/// Quotes a string for POSIX sh (kept for callers not yet moved to [`crate::sh::quote`], which
-/// it is; to be deleted once none is left).
-pub fn shell_quote(s: &str) -> String {
-    crate::sh::quote(s)
-}
-
 /// True when a string contains template syntax and must be rendered.
 pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
@@ -139,9 +133,10 @@ mod tests {
 
     #[test]
     fn quoting_is_shell_safe() {
-        assert_eq!(shell_quote("plain-1.2"), "plain-1.2");
-        assert_eq!(shell_quote("$(reboot)"), "'$(reboot)'");
-        assert_eq!(shell_quote("; rm -rf /"), "'; rm -rf /'");
-        assert_eq!(shell_quote(""), "''");
+        let q = crate::sh::quote;
+        assert_eq!(q("plain-1.2"), "plain-1.2");
+        assert_eq!(q("$(reboot)"), "'$(reboot)'");
+        assert_eq!(q("; rm -rf /"), "'; rm -rf /'");
+        assert_eq!(q(""), "''");
     }
 }

@@ -25,7 +25,7 @@ const FORKS: usize = 50;
 
 /// Runs a debug subcommand.
 pub fn run(g: &Global, cmd: &DebugCommand) -> Result<i32> {
-    let project = Project::load(g.inventory.as_deref(), &g.extra_vars)?;
+    let project = super::load_project(g)?;
     let limit = g.limit.as_deref();
     match cmd {
         DebugCommand::Exec(args) => exec(&project, limit, args),
@@ -38,6 +38,11 @@ pub fn run(g: &Global, cmd: &DebugCommand) -> Result<i32> {
 
 /// The hosts `target` selects, narrowed by `--limit`, resolved.
 fn targets(project: &Project, limit: Option<&str>, target: &str) -> Result<Vec<HostSpec>> {
+    project.resolve(&target_names(project, limit, target)?)
+}
+
+/// The names of the hosts `target` selects, narrowed by `--limit`.
+fn target_names(project: &Project, limit: Option<&str>, target: &str) -> Result<Vec<String>> {
     let mut names = project.select(Some(target))?;
     if let Some(l) = limit {
         let allowed = project.select(Some(l))?;
@@ -46,7 +51,7 @@ fn targets(project: &Project, limit: Option<&str>, target: &str) -> Result<Vec<H
             return Err(InputError::plain(format!("no host matches both `{target}` and --limit `{l}`")).into());
         }
     }
-    project.resolve(&names)
+    Ok(names)
 }
 
 /// What the roles of each host own, in host order.
@@ -60,7 +65,8 @@ fn owned(project: &Project, hosts: &[HostSpec]) -> Result<Vec<Owned>> {
 }
 
 fn exec(project: &Project, limit: Option<&str>, args: &ExecArgs) -> Result<i32> {
-    let hosts = targets(project, limit, &args.target)?;
+    // Only the connection vars: running a command needs no role var (nor the secrets they read).
+    let hosts = project.connections(&target_names(project, limit, &args.target)?)?;
     let mut words = args.command.iter();
     let script = match words.next() {
         Some(program) => Cmd::new(program).args(words).render(),

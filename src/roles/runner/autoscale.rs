@@ -18,7 +18,7 @@ use crate::cloud::{TAG_BY, TAG_RUNNER, TAG_STACK};
 use crate::engine::{Change, Resource, Step};
 use crate::error::InputError;
 use crate::resources::directory::Directory;
-use crate::resources::docker::Container;
+use crate::resources::docker::{Container, LogDriver};
 use crate::roles::RoleContext;
 use crate::sh::{Cmd, quote};
 
@@ -77,6 +77,8 @@ pub struct StackVars {
     pub worker_instance_profile: String,
     /// `cloud_fleets`: fleet name → auto scaling group name.
     pub fleets: Map<String, Json>,
+    /// `cloud_log_group`: the stack's CloudWatch log group (empty: none).
+    pub log_group: String,
     /// The host's `runners`.
     pub runners: Vec<Map<String, Json>>,
 }
@@ -91,6 +93,7 @@ const STACK_SPECS: &[VarSpec] = &[
     VarSpec { name: "cloud_worker_security_group", kind: Kind::Str, doc: "the workers' security group name" },
     VarSpec { name: "cloud_worker_instance_profile", kind: Kind::Str, doc: "the workers' instance profile" },
     VarSpec { name: "cloud_fleets", kind: Kind::Map, doc: "fleet name → auto scaling group name" },
+    VarSpec { name: "cloud_log_group", kind: Kind::Str, doc: "the stack's CloudWatch log group (cloud.logs)" },
     VarSpec { name: "runners", kind: Kind::List, doc: "the runners in config.toml" },
 ];
 
@@ -106,6 +109,7 @@ struct RawStackVars {
     cloud_worker_security_group: String,
     cloud_worker_instance_profile: String,
     cloud_fleets: Map<String, Json>,
+    cloud_log_group: String,
     runners: Vec<Json>,
 }
 
@@ -122,6 +126,7 @@ impl StackVars {
             worker_security_group: raw.cloud_worker_security_group,
             worker_instance_profile: raw.cloud_worker_instance_profile,
             fleets: raw.cloud_fleets,
+            log_group: raw.cloud_log_group,
             runners: raw
                 .runners
                 .into_iter()
@@ -324,6 +329,23 @@ pub fn keep_state(ctx: &RoleContext, c: &mut Container, steps: &mut Vec<Step>) {
     }
 }
 
+/// For a runner container on a stack with `cloud.logs`: its logs go to the stack's CloudWatch
+/// log group (the master's instance role may write there and nowhere else), so they outlive the
+/// instance. One stream per host.
+pub fn log_to_cloudwatch(ctx: &RoleContext, c: &mut Container) {
+    let vars = StackVars::of(ctx);
+    if vars.log_group.is_empty() {
+        return;
+    }
+    let mut options = std::collections::BTreeMap::new();
+    options.insert("awslogs-group".to_string(), vars.log_group.clone());
+    if !vars.region.is_empty() {
+        options.insert("awslogs-region".to_string(), vars.region.clone());
+    }
+    options.insert("awslogs-stream".to_string(), format!("{}-{}", ctx.name(), c.name));
+    c.log_driver = Some(LogDriver { name: "awslogs".into(), options });
+}
+
 /// After the runner (its container, or `None` for the package): the fleeting plugin, installed
 /// when a docker-autoscaler runner exists and the plugin directory has none.
 pub fn install_plugins(ctx: &RoleContext, container: Option<&str>, steps: &mut Vec<Step>) {
@@ -390,6 +412,7 @@ mod tests {
             worker_security_group: "ci-workers".into(),
             worker_instance_profile: "ci-worker".into(),
             fleets,
+            log_group: String::new(),
             runners: Vec::new(),
         }
     }

@@ -224,6 +224,7 @@ fn container(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     c.stop_signal = Some("SIGQUIT".into());
     c.stop_timeout = v.runner_stop_timeout;
     autoscale::keep_state(ctx, &mut c, &mut desired.steps);
+    autoscale::log_to_cloudwatch(ctx, &mut c);
     let name = c.name.clone();
     desired.steps.push(Step::new(c));
     autoscale::install_plugins(ctx, Some(&name), &mut desired.steps);
