@@ -7,6 +7,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ASSUME_YES: AtomicBool = AtomicBool::new(false);
+/// Runs the question with live progress lines held (see [`hold_output_with`]).
+type Guard = Box<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
+static GUARD: std::sync::OnceLock<Guard> = std::sync::OnceLock::new();
+
+/// Installs how to hold the command's live lines while a question is on the terminal (their
+/// redraws would otherwise erase it, and the run would look hung on an invisible prompt).
+pub fn hold_output_with(guard: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static) {
+    let _ = GUARD.set(Box::new(guard));
+}
 /// Hosts resolve concurrently: one question at a time on the terminal.
 static PROMPT: Mutex<()> = Mutex::new(());
 
@@ -36,14 +45,20 @@ pub fn confirm(question: &str) -> Result<(), Declined> {
         return Err(Declined::NoTerminal);
     }
     let _one = PROMPT.lock().unwrap_or_else(|e| e.into_inner());
-    // Own line: a progress line redrawn on stderr must not erase the question.
-    eprint!("\n{question} [y/N]\n> ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return Err(Declined::No);
+    let mut answer = Err(Declined::No);
+    let mut ask = || {
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            answer = Ok(());
+        }
+    };
+    match GUARD.get() {
+        Some(guard) => guard(&mut ask),
+        None => ask(),
     }
-    if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") { Ok(()) } else { Err(Declined::No) }
+    answer
 }
 
 #[cfg(test)]

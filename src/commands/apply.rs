@@ -41,6 +41,9 @@ pub fn run(g: &Global, args: &ApplyArgs, plan: bool) -> Result<i32> {
     let opts = Options { check, diff: args.diff || plan, forks: args.forks };
     let human = args.format == Format::Human;
     let live = Arc::new(Live::new(human.then_some(opts.check)));
+    // A confirmation (deleting runners from GitLab) is asked with the live lines held.
+    let held = live.clone();
+    crate::confirm::hold_output_with(move |ask| held.suspend(ask));
     let cancel = Cancel::new();
     watch_ctrl_c(cancel.clone());
     let ctx = Context { cancel, reporter: live.clone() };
