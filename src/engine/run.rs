@@ -15,8 +15,8 @@ use super::progress::{Context, Event};
 use super::report::{HostReport, ResourceResult};
 use super::sections::{self, Framed, SectionId};
 use super::{Desired, Status};
-use crate::transport::connection::Connection;
 use crate::sh::Cmd;
+use crate::transport::connection::Connection;
 use crate::transport::ssh::Ssh;
 use crate::transport::{Output, Remote};
 
@@ -50,7 +50,12 @@ pub async fn run_all(jobs: Vec<Job>, opts: Options, ctx: &Context) -> Vec<HostRe
             let host = job.connection.host.clone();
             let task = tokio::spawn(async move {
                 let _permit = sem.acquire().await;
-                let report = run_host_with(job, opts, &ctx).await;
+                // A host still waiting for its turn when Ctrl-C came does not start.
+                let report = if ctx.cancel.is_cancelled() {
+                    HostReport::failed(&job.connection.host, HostError::Interrupted)
+                } else {
+                    run_host_with(job, opts, &ctx).await
+                };
                 ctx.reporter.finished(&report);
                 report
             });
@@ -144,6 +149,11 @@ async fn after_probe<R: Remote>(
         Ok(f) => f,
         Err(e) => return HostReport::failed(host, e),
     };
+    // Resolving deferred steps may act outside the host (register runners with GitLab): not
+    // after Ctrl-C.
+    if ctx.cancel.is_cancelled() {
+        return HostReport::failed(host, HostError::Interrupted);
+    }
     ctx.reporter.event(host, &Event::Planning);
     let started = Instant::now();
     let resolved = resolve_deferred(desired, &framed, opts.check).await;

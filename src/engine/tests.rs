@@ -250,6 +250,32 @@ fn ctrl_c_during_an_upload_applies_nothing_and_removes_what_was_uploaded() {
 }
 
 #[test]
+fn ctrl_c_before_planning_acts_nowhere() {
+    // Cancelled while the probe ran: nothing is resolved (no GitLab call), scheduled or applied.
+    let host = FakeHost::new(Apply::Done);
+    host.cancel.cancel();
+    let r = run(&host, three_changes());
+    assert_eq!(r.error.as_ref().unwrap().to_string(), "interrupted (Ctrl-C): nothing was changed on this host");
+    assert_eq!(host.calls(), [Call::Probe], "no upload, no apply script");
+}
+
+#[test]
+fn a_host_waiting_for_its_turn_does_not_start_after_ctrl_c() {
+    let host = FakeHost::new(Apply::Done);
+    let ctx = Context { cancel: host.cancel.clone(), ..Context::default() };
+    ctx.cancel.cancel();
+    let conn = crate::transport::connection::Connection::local_for_tests("h");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let reports = rt.block_on(super::run::run_all(
+        vec![super::run::Job { connection: conn, desired: three_changes() }],
+        Options { check: false, diff: false, forks: 1 },
+        &ctx,
+    ));
+    assert_eq!(reports[0].error.as_ref().unwrap().to_string(), "interrupted (Ctrl-C): nothing was changed on this host");
+    assert!(host.calls().is_empty(), "it never connected");
+}
+
+#[test]
 fn a_failed_upload_fails_its_step_and_applies_nothing() {
     let mut host = FakeHost::new(Apply::Done);
     host.uploads = Uploads::Fail;

@@ -70,6 +70,26 @@ pub fn pick<'a>(hv: &'a HostVars, canon: &str) -> Option<&'a Resolved> {
 }
 
 impl Connection {
+    /// Settings for a host nothing connects to (engine tests with a fake remote).
+    #[cfg(test)]
+    pub(crate) fn local_for_tests(host: &str) -> Connection {
+        Connection {
+            host: host.to_string(),
+            address: "127.0.0.1".into(),
+            private_address: "127.0.0.1".into(),
+            user: None,
+            port: Some(1),
+            ssh_key: None,
+            become_root: false,
+            known_hosts_file: None,
+            host_key_checking: crate::transport::HostKeyChecking::Strict,
+            jump: None,
+            ssh_config_file: None,
+            connect_timeout: 1,
+            control_persist: 0,
+        }
+    }
+
     /// Reads the connection vars of a resolved host; relative paths are taken from `base`
     /// (the inventory's directory). A retired short name or an address that is not a host name
     /// or IP is an error.

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::{HostKeyChecking, Output, Remote, TransportError};
-use crate::transport::connection::Connection;
 use crate::sh::Cmd;
+use crate::transport::connection::Connection;
 
 /// An open connection to one host.
 pub struct Ssh {
