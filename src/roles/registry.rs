@@ -16,6 +16,7 @@ use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::resources::directory::Directory;
 use crate::resources::docker::{Container, Daemon};
+use crate::sh::Cmd;
 use crate::resources::file::File;
 use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
@@ -100,6 +101,20 @@ impl Vars {
     }
 }
 
+/// The config as the container's label hashes it: the password left out, so the label (which
+/// anyone allowed to `docker inspect` reads) gives nothing to guess a password against offline.
+/// A password change alone reaches the cache through the restart the config file notifies.
+fn config_fingerprint(v: &Vars) -> String {
+    let mut public = v.clone();
+    if public.registry_remote_password.is_some() {
+        public.registry_remote_password = Some("(not hashed)".into());
+    }
+    hex::encode(Sha256::digest(config_yml(&public).as_bytes()))[..16].to_string()
+}
+
+/// The handler that makes the running cache read a new config (bind-mounted, read at start).
+const RESTART: &str = "restart registry-cache";
+
 fn config_yml(v: &Vars) -> String {
     let mut y = String::from(
         "# Managed by provision.\nversion: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n  delete:\n    enabled: false\nhttp:\n  addr: :5000\n",
@@ -139,8 +154,14 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let config = config_yml(v);
     desired.steps.push(Step::new(Directory::new(data)));
     desired.steps.push(Step::new(Directory::new(conf_dir).mode(0o700)));
-    let file = File::new(&format!("{conf_dir}/config.yml"), config.clone()).mode(0o600);
-    desired.steps.push(Step::new(if v.credentials().is_some() { file.secret() } else { file }));
+    let file = File::new(&format!("{conf_dir}/config.yml"), config).mode(0o600);
+    if v.credentials().is_some() {
+        let restart = Cmd::new("docker").arg("restart").end_of_options().arg(CONTAINER);
+        desired.handler(RESTART, &format!("{restart} >/dev/null\n"));
+        desired.steps.push(Step::new(file.secret()).notify(RESTART));
+    } else {
+        desired.steps.push(Step::new(file));
+    }
     desired.steps.push(ctx.image_step(image, Daemon::default()));
     let mut c = Container::new(CONTAINER, image);
     c.image_id = ctx.archived_image_id(image);
@@ -148,7 +169,7 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     // An IPv6 address is bracketed in docker's `-p` syntax.
     let bind = if bind.contains(':') { format!("[{bind}]") } else { bind };
     c.ports = vec![format!("{bind}:{}:5000", v.registry_port)];
-    c.labels.insert("io.provision.config".into(), hex::encode(Sha256::digest(config.as_bytes()))[..16].to_string());
+    c.labels.insert("io.provision.config".into(), config_fingerprint(v));
     desired.steps.push(Step::new(c));
     Ok(())
 }
@@ -182,5 +203,19 @@ mod tests {
         assert_eq!(vars("").mirror_url("10.0.0.2"), None);
         assert_eq!(vars("https://registry-1.docker.io").mirror_url("10.0.0.2").as_deref(), Some("http://10.0.0.2:5000"));
         assert!(config_yml(&vars("")).contains("delete:\n    enabled: false"));
+    }
+
+    #[test]
+    fn the_container_label_does_not_hash_the_password() {
+        let mut a = vars("https://registry-1.docker.io");
+        a.registry_remote_username = Some("u".into());
+        a.registry_remote_password = Some("hunter2".into());
+        let mut b = a.clone();
+        b.registry_remote_password = Some("correct horse".into());
+        assert_eq!(config_fingerprint(&a), config_fingerprint(&b), "the label is the same whatever the password");
+        assert_ne!(config_yml(&a), config_yml(&b), "the file still changes, and its change restarts the cache");
+        let mut c = a.clone();
+        c.registry_remote_url = "https://other.example".into();
+        assert_ne!(config_fingerprint(&a), config_fingerprint(&c));
     }
 }
