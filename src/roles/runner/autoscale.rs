@@ -379,11 +379,11 @@ impl Resource for FleetingPlugins {
     }
 
     fn probe(&self) -> String {
-        format!("if [ -n \"$(ls -A {} 2>/dev/null)\" ]; then echo installed; else echo missing; fi", quote(&self.dir()))
+        format!("if [ -n \"$(ls -A {} 2>/dev/null)\" ]; then echo plugins=installed; else echo plugins=missing; fi", quote(&self.dir()))
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
-        match state.trim() {
+        match crate::sh::Kv::parse(state)?.require("plugins")? {
             "installed" => Ok(None),
             "missing" => {
                 let cmd = match &self.container {
@@ -493,13 +493,13 @@ mod tests {
     #[test]
     fn plugins_install_only_when_missing() {
         let p = FleetingPlugins { container: Some("gitlab-runner".into()) };
-        assert!(p.plan("installed\n").unwrap().is_none());
-        let c = p.plan("missing\n").unwrap().unwrap();
+        assert!(p.plan("plugins=installed\n").unwrap().is_none());
+        let c = p.plan("plugins=missing\n").unwrap().unwrap();
         assert!(c.script.contains("exec gitlab-runner gitlab-runner fleeting install"), "{}", c.script);
         assert!(p.probe().contains("/var/lib/provision/runner/fleeting/plugins"));
         assert!(p.plan("what").is_err());
         let host = FleetingPlugins { container: None };
         assert!(host.probe().contains("/root/.config/fleeting/plugins"));
-        assert!(host.plan("missing").unwrap().unwrap().script.starts_with("gitlab-runner fleeting install"));
+        assert!(host.plan("plugins=missing").unwrap().unwrap().script.starts_with("gitlab-runner fleeting install"));
     }
 }
