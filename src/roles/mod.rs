@@ -193,7 +193,12 @@ impl Project {
 
 /// The var types of every role (and the shared settings).
 pub fn specs() -> Vec<VarSpec> {
-    common::SPECS.iter().copied().chain(ROLES.iter().flat_map(|r| r.specs.iter().copied())).collect()
+    common::SPECS
+        .iter()
+        .copied()
+        .chain(ROLES.iter().flat_map(|r| r.specs.iter().copied()))
+        .chain(runner::CLOUD_SPECS.iter().copied())
+        .collect()
 }
 
 /// The roles that apply to `host`, in application order.

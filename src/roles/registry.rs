@@ -16,8 +16,8 @@ use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::resources::directory::Directory;
 use crate::resources::docker::{Container, Daemon};
-use crate::sh::Cmd;
 use crate::resources::file::File;
+use crate::sh::Cmd;
 use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
 

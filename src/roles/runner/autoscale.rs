@@ -84,7 +84,7 @@ pub struct StackVars {
 }
 
 /// The generated cloud inventory's vars the runner reads (typed once, see [`StackVars::of`]).
-const STACK_SPECS: &[VarSpec] = &[
+pub(crate) const STACK_SPECS: &[VarSpec] = &[
     VarSpec { name: "cloud_stack", kind: Kind::Str, doc: "the stack's name (generated cloud inventory)" },
     VarSpec { name: "cloud_region", kind: Kind::Str, doc: "the stack's region" },
     VarSpec { name: "cloud_vpc_id", kind: Kind::Str, doc: "the stack's VPC" },
@@ -94,7 +94,6 @@ const STACK_SPECS: &[VarSpec] = &[
     VarSpec { name: "cloud_worker_instance_profile", kind: Kind::Str, doc: "the workers' instance profile" },
     VarSpec { name: "cloud_fleets", kind: Kind::Map, doc: "fleet name → auto scaling group name" },
     VarSpec { name: "cloud_log_group", kind: Kind::Str, doc: "the stack's CloudWatch log group (cloud.logs)" },
-    VarSpec { name: "runners", kind: Kind::List, doc: "the runners in config.toml" },
 ];
 
 /// The vars of [`STACK_SPECS`], as they deserialize.
@@ -110,14 +109,14 @@ struct RawStackVars {
     cloud_worker_instance_profile: String,
     cloud_fleets: Map<String, Json>,
     cloud_log_group: String,
-    runners: Vec<Json>,
 }
 
 impl StackVars {
-    /// Reads them from a host's vars (unset or mistyped: empty, the runner then says what is missing).
-    pub fn of(ctx: &RoleContext) -> Self {
-        let raw: RawStackVars = crate::roles::typed::from_vars(&ctx.host().vars, STACK_SPECS).unwrap_or_default();
-        StackVars {
+    /// Reads them from a host's vars (unset: empty, the runner then says what is missing; a
+    /// wrong type: an error at the var).
+    pub fn of(ctx: &RoleContext) -> Result<Self, InputError> {
+        let raw: RawStackVars = crate::roles::typed::from_vars(&ctx.host().vars, STACK_SPECS)?;
+        Ok(StackVars {
             stack: raw.cloud_stack,
             region: raw.cloud_region,
             vpc_id: raw.cloud_vpc_id,
@@ -127,24 +126,16 @@ impl StackVars {
             worker_instance_profile: raw.cloud_worker_instance_profile,
             fleets: raw.cloud_fleets,
             log_group: raw.cloud_log_group,
-            runners: raw
+            runners: super::vars(ctx)
                 .runners
-                .into_iter()
+                .iter()
+                .cloned()
                 .filter_map(|r| match r {
                     Json::Object(m) => Some(m),
                     _ => None,
                 })
                 .collect(),
-        }
-    }
-
-    fn get(&self, var: &str) -> &str {
-        match var {
-            "cloud_region" => &self.region,
-            "cloud_vpc_id" => &self.vpc_id,
-            "cloud_private_subnet_id" => &self.private_subnet_id,
-            _ => "",
-        }
+        })
     }
 
     fn runners_with<'a>(&'a self, executor: &'a str) -> impl Iterator<Item = &'a Map<String, Json>> + 'a {
@@ -164,15 +155,10 @@ fn settings(v: Option<&Json>, known: &[&str], err: &dyn Fn(String) -> InputError
     Ok(m)
 }
 
-/// A string setting, else the var, else an error naming both.
-fn required(
-    m: &Map<String, Json>,
-    key: &str,
-    vars: &StackVars,
-    var: &str,
-    err: &dyn Fn(String) -> InputError,
-) -> Result<String, InputError> {
-    match m.get(key).and_then(Json::as_str).map(str::to_string).or_else(|| Some(vars.get(var).to_string()).filter(|s| !s.is_empty())) {
+/// A string setting, else `fallback` (the value of the generated inventory's var `var`), else an
+/// error naming both.
+fn required(m: &Map<String, Json>, key: &str, fallback: &str, var: &str, err: &dyn Fn(String) -> InputError) -> Result<String, InputError> {
+    match m.get(key).and_then(Json::as_str).map(str::to_string).or_else(|| Some(fallback.to_string()).filter(|s| !s.is_empty())) {
         Some(v) => Ok(v),
         None => Err(err(format!("`{key}` is needed: set it, or use the inventory `provision cloud apply` writes (it sets `{var}`)"))),
     }
@@ -187,14 +173,14 @@ fn int(m: &Map<String, Json>, key: &str, default: i64, err: &dyn Fn(String) -> I
 
 /// `[runners.machine]` for the runner `name`.
 pub fn machine(ctx: &RoleContext, name: &str, v: Option<&Json>, err: &dyn Fn(String) -> InputError) -> Result<Json, InputError> {
-    machine_section(&StackVars::of(ctx), name, v, err)
+    machine_section(&StackVars::of(ctx)?, name, v, err)
 }
 
 fn machine_section(ctx: &StackVars, name: &str, v: Option<&Json>, err: &dyn Fn(String) -> InputError) -> Result<Json, InputError> {
     let m = settings(v, MACHINE_KEYS, err)?;
-    let region = required(&m, "region", ctx, "cloud_region", err)?;
-    let vpc = required(&m, "vpc_id", ctx, "cloud_vpc_id", err)?;
-    let subnet = required(&m, "subnet_id", ctx, "cloud_private_subnet_id", err)?;
+    let region = required(&m, "region", &ctx.region, "cloud_region", err)?;
+    let vpc = required(&m, "vpc_id", &ctx.vpc_id, "cloud_vpc_id", err)?;
+    let subnet = required(&m, "subnet_id", &ctx.private_subnet_id, "cloud_private_subnet_id", err)?;
     let s = |k: &str, d: &str| m.get(k).and_then(Json::as_str).unwrap_or(d).to_string();
     let instance_type = s("instance_type", "t3.large");
     if !crate::cloud::spec::valid_instance_type(&instance_type) {
@@ -284,7 +270,7 @@ fn asg_of(ctx: &StackVars, m: &Map<String, Json>, err: &dyn Fn(String) -> InputE
 
 /// `[runners.autoscaler]` driving the fleet's (or `asg_name`'s) auto scaling group.
 pub fn autoscaler(ctx: &RoleContext, v: Option<&Json>, err: &dyn Fn(String) -> InputError) -> Result<Json, InputError> {
-    autoscaler_section(&StackVars::of(ctx), v, err)
+    autoscaler_section(&StackVars::of(ctx)?, v, err)
 }
 
 fn autoscaler_section(ctx: &StackVars, v: Option<&Json>, err: &dyn Fn(String) -> InputError) -> Result<Json, InputError> {
@@ -299,7 +285,7 @@ fn autoscaler_section(ctx: &StackVars, v: Option<&Json>, err: &dyn Fn(String) ->
     if sharing > 1 {
         return Err(err(format!("{sharing} runners drive auto scaling group {asg}: give each docker-autoscaler runner its own fleet")));
     }
-    let region = required(&m, "region", ctx, "cloud_region", err)?;
+    let region = required(&m, "region", &ctx.region, "cloud_region", err)?;
     let s = |k: &str, d: &str| m.get(k).and_then(Json::as_str).unwrap_or(d).to_string();
     Ok(json!({
         "plugin": s("plugin", "aws"),
@@ -318,8 +304,8 @@ fn autoscaler_section(ctx: &StackVars, v: Option<&Json>, err: &dyn Fn(String) ->
 /// For a runner container: the host directories that outlive it (the fleeting plugins when a
 /// docker-autoscaler runner exists, the machine store when a docker+machine one does), created
 /// before it and mounted into it.
-pub fn keep_state(ctx: &RoleContext, c: &mut Container, steps: &mut Vec<Step>) {
-    let vars = StackVars::of(ctx);
+pub fn keep_state(ctx: &RoleContext, c: &mut Container, steps: &mut Vec<Step>) -> Result<(), InputError> {
+    let vars = StackVars::of(ctx)?;
     let wanted = [(PLUGIN_DIR, "docker-autoscaler"), (MACHINE_DIR, "docker+machine")];
     for ((host, inside), executor) in wanted {
         if vars.runners_with(executor).next().is_some() {
@@ -327,15 +313,16 @@ pub fn keep_state(ctx: &RoleContext, c: &mut Container, steps: &mut Vec<Step>) {
             c.volumes.push(format!("{host}:{inside}"));
         }
     }
+    Ok(())
 }
 
 /// For a runner container on a stack with `cloud.logs`: its logs go to the stack's CloudWatch
 /// log group (the master's instance role may write there and nowhere else), so they outlive the
 /// instance. One stream per host.
-pub fn log_to_cloudwatch(ctx: &RoleContext, c: &mut Container) {
-    let vars = StackVars::of(ctx);
+pub fn log_to_cloudwatch(ctx: &RoleContext, c: &mut Container) -> Result<(), InputError> {
+    let vars = StackVars::of(ctx)?;
     if vars.log_group.is_empty() {
-        return;
+        return Ok(());
     }
     let mut options = std::collections::BTreeMap::new();
     options.insert("awslogs-group".to_string(), vars.log_group.clone());
@@ -344,14 +331,16 @@ pub fn log_to_cloudwatch(ctx: &RoleContext, c: &mut Container) {
     }
     options.insert("awslogs-stream".to_string(), format!("{}-{}", ctx.name(), c.name));
     c.log_driver = Some(LogDriver { name: "awslogs".into(), options });
+    Ok(())
 }
 
 /// After the runner (its container, or `None` for the package): the fleeting plugin, installed
 /// when a docker-autoscaler runner exists and the plugin directory has none.
-pub fn install_plugins(ctx: &RoleContext, container: Option<&str>, steps: &mut Vec<Step>) {
-    if StackVars::of(ctx).runners_with("docker-autoscaler").next().is_some() {
+pub fn install_plugins(ctx: &RoleContext, container: Option<&str>, steps: &mut Vec<Step>) -> Result<(), InputError> {
+    if StackVars::of(ctx)?.runners_with("docker-autoscaler").next().is_some() {
         steps.push(Step::new(FleetingPlugins { container: container.map(str::to_string) }));
     }
+    Ok(())
 }
 
 /// The fleeting plugins `config.toml` names, installed for the runner.

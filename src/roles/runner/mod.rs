@@ -3,6 +3,8 @@
 //! REST API from this machine ([`registration`]), keeping the tokens GitLab still accepts.
 
 mod autoscale;
+/// The generated cloud inventory's vars the runner reads (typed and checked like role vars).
+pub(crate) use autoscale::STACK_SPECS as CLOUD_SPECS;
 pub mod config_toml;
 pub mod registration;
 mod spec;
@@ -223,11 +225,11 @@ fn container(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     // SIGQUIT: gitlab-runner stops taking jobs and finishes the running ones before exiting.
     c.stop_signal = Some("SIGQUIT".into());
     c.stop_timeout = v.runner_stop_timeout;
-    autoscale::keep_state(ctx, &mut c, &mut desired.steps);
-    autoscale::log_to_cloudwatch(ctx, &mut c);
+    autoscale::keep_state(ctx, &mut c, &mut desired.steps)?;
+    autoscale::log_to_cloudwatch(ctx, &mut c)?;
     let name = c.name.clone();
     desired.steps.push(Step::new(c));
-    autoscale::install_plugins(ctx, Some(&name), &mut desired.steps);
+    autoscale::install_plugins(ctx, Some(&name), &mut desired.steps)?;
     Ok(())
 }
 
@@ -255,7 +257,7 @@ fn package(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), Inp
         pkg.file = Some(ctx.local_path(&v.runner_package_file));
     }
     desired.steps.push(Step::new(pkg));
-    autoscale::install_plugins(ctx, None, &mut desired.steps);
+    autoscale::install_plugins(ctx, None, &mut desired.steps)?;
     desired.steps.push(Step::new(Service::running(PACKAGE_UNIT)));
     Ok(())
 }
