@@ -25,6 +25,18 @@ fn exec_reaches_every_host_over_ssh() {
     assert!(out.contains("lab-slave-1  | rc=0 >>\nlab-slave-1\n"), "{out}");
 }
 
+/// A command that only connects needs no role var: a GitLab token that cannot be rendered here
+/// (it names a var nobody set) stops `apply` on the master, never `debug exec`.
+#[test]
+fn exec_needs_no_unrelated_secret() {
+    let _s = serial();
+    let token = r#"{"gitlab_api_token": "{{ provision_lab_token_never_set }}"}"#;
+    let o = provision(&["-e", token, "debug", "exec", "all", "--", "true"]);
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    let o = provision(&["-e", token, "plan", "--limit", "master"]);
+    assert_eq!(o.status.code(), Some(2), "where the token is used it is still an error: {}", text(&o.stderr));
+}
+
 #[test]
 fn exec_reports_each_host_exit_code_and_fails_overall() {
     let _s = serial();
