@@ -14,8 +14,9 @@ use crate::roles;
 /// Runs apply (`plan` = `apply --check --diff`).
 pub fn run(g: &Global, args: &ApplyArgs, plan: bool) -> Result<i32> {
     let project = super::load_project(g)?;
-    let all_hosts = project.hosts(None)?;
-    let hosts = project.hosts(g.limit.as_deref())?;
+    // Hosts outside --limit are read (certificates, topology) but not acted on: their secrets
+    // need not be set.
+    let (hosts, all_hosts) = project.hosts_and_fleet(g.limit.as_deref())?;
     let check = args.check || plan;
     crate::confirm::assume_yes(args.yes);
     // Check mode changes nothing here either: certificates that would be created or re-issued
