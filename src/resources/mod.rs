@@ -3,6 +3,7 @@
 //! that prints `key=value` lines ([`crate::sh::Kv`]), compares locally, and converges with
 //! another; every script is built with [`crate::sh`], so every value is quoted.
 
+pub mod check;
 pub mod digest;
 pub mod directory;
 pub mod docker;
