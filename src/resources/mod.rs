@@ -12,6 +12,7 @@ pub mod image_archive;
 pub mod netlink;
 pub mod package;
 pub mod service;
+pub mod workload;
 
 use crate::sh::{Cmd, Script};
 
