@@ -13,6 +13,7 @@ pub mod common;
 pub mod dind;
 pub mod docker_client;
 pub mod docker_tls;
+pub mod drain;
 pub mod owned;
 pub mod redact;
 pub mod registry;
