@@ -68,3 +68,68 @@ fn plan_reports_a_bad_calendar_that_apply_would_fail_on_and_nothing_changes() {
     let (code, doc) = json_run(&["plan", "--limit", "slave"]);
     assert_eq!(code, Some(0), "a good calendar passes the check: {doc}");
 }
+
+/// A stand-in for a CI job: a `runner-*` container on the slave's host daemon that mounts the
+/// dind socket directory, as the runner's job containers do.
+const JOB: &str = "runner-safety-test-project-1-concurrent-0-build";
+
+fn start_job() {
+    on_host(
+        SLAVE,
+        &format!(
+            "docker rm -f {JOB} >/dev/null 2>&1; docker run -d --name {JOB} -v /var/run/provision-dind:/var/run/dind --entrypoint sleep registry:2 900 >/dev/null"
+        ),
+    );
+}
+
+fn stop_job() {
+    on_host(SLAVE, &format!("docker rm -f {JOB} >/dev/null 2>&1 || true"));
+}
+
+fn handler<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    let resources = doc["hosts"][SLAVE]["resources"].as_array().expect("resources");
+    resources.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("no {id}: {doc}"))
+}
+
+#[test]
+fn a_docker_restart_is_announced_with_the_jobs_it_affects_and_live_restore_keeps_them() {
+    let _s = serial();
+    assert_eq!(json_run(&["apply", "--limit", "slave"]).0, Some(0));
+    start_job();
+    let debug = r#"{"docker_daemon_config": {"debug": true}}"#;
+    let (code, plan) = json_run(&["-e", debug, "plan", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "{plan}");
+    let note = handler(&plan, "handler restart docker")["changes"].to_string();
+    assert!(note.contains("1 CI job(s) (runner-*)") && note.contains("live-restore keeps them running"), "plan says it: {note}");
+    let (code, applied) = json_run(&["-e", debug, "apply", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "{applied}");
+    let h = handler(&applied, "handler restart docker");
+    assert_eq!(h["status"], "changed", "{applied}");
+    assert!(h["changes"].to_string().contains("1 CI job(s)"), "apply says it too: {h}");
+    assert_eq!(on_host(SLAVE, &format!("docker inspect -f '{{{{.State.Running}}}}' {JOB}")), "true\n", "the job survived the restart");
+    // Back to the lab's config.
+    let (code, back) = json_run(&["apply", "--limit", "slave"]);
+    stop_job();
+    assert_eq!(code, Some(0), "{back}");
+}
+
+#[test]
+fn recreating_dind_waits_for_the_jobs_using_it_unless_forced() {
+    let _s = serial();
+    assert_eq!(json_run(&["apply", "--limit", "slave"]).0, Some(0));
+    let dind_id = || on_host(SLAVE, "docker inspect -f '{{.Id}}' dind");
+    let before = dind_id();
+    start_job();
+    let change = r#"{"dind_extra_args": ["--debug"], "restart_drain_timeout": 6}"#;
+    let (code, doc) = json_run(&["-e", change, "apply", "--limit", "slave"]);
+    let slave = doc["hosts"][SLAVE].to_string();
+    assert_eq!(code, Some(1), "refused while a job uses dind: {doc}");
+    assert!(slave.contains("still use dind after 6s") && slave.contains("--force-restart"), "{slave}");
+    assert_eq!(dind_id(), before, "dind was not recreated");
+    let (code, doc) = json_run(&["-e", change, "apply", "--limit", "slave", "--force-restart"]);
+    assert_eq!(code, Some(0), "--force-restart recreates at once: {doc}");
+    assert_ne!(dind_id(), before, "recreated");
+    stop_job();
+    let (code, back) = json_run(&["apply", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "back to the lab's config: {back}");
+}
