@@ -115,6 +115,10 @@ pub struct ApplyArgs {
     /// GitLab); without a terminal they are refused unless this is given
     #[arg(long)]
     pub yes: bool,
+    /// Restart docker daemons and recreate dind at once, even while CI jobs (runner-*
+    /// containers) run there: the same as `-e restart_drain_timeout=0`
+    #[arg(long)]
+    pub force_restart: bool,
 }
 
 /// Flags of `inventory`.

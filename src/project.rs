@@ -25,6 +25,20 @@ pub struct Catalog {
     pub defaults: VarMap,
     /// Vars the roles read, with their types.
     pub specs: Vec<VarSpec>,
+    /// The var types a host reads, given its vars (its roles'); `None`: every spec.
+    pub scope: Option<fn(&HostVars) -> Vec<VarSpec>>,
+}
+
+/// How strictly a host's vars must render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    /// Only the connection vars (commands that only connect).
+    Connection,
+    /// The vars of the host's own roles (a host the command acts on).
+    Roles,
+    /// The vars of the host's own roles except secrets (a host the run reads but does not act
+    /// on: another host never reads its secrets).
+    RolesButSecrets,
 }
 
 /// Everything loaded from the user's repo.
@@ -39,6 +53,8 @@ pub struct Project {
     pub specs: Vec<VarSpec>,
     /// Warnings found while loading (already printed to stderr).
     pub warnings: Vec<String>,
+    /// The var types a host reads, given its vars (from the catalog).
+    scope: Option<fn(&HostVars) -> Vec<VarSpec>>,
     /// `hostvars`: every host's merged vars as written (templates in them are not rendered).
     hostvars: Json,
     /// `groups`: the hosts of every group, computed once.
@@ -73,12 +89,20 @@ impl Project {
         sources.extra = vars::extra::parse(extra_vars)?;
         sources.defaults = catalog.defaults;
         let env = vars::template::environment(&inventory.dir());
-        let specs: Vec<VarSpec> = schema::CONNECTION.iter().copied().chain(catalog.specs).collect();
+        let specs: Vec<VarSpec> = schema::CONNECTION.iter().copied().chain(catalog.specs.iter().copied()).collect();
         for w in &found.warnings {
             warn(w);
         }
-        let mut project =
-            Project { inventory, sources, env, specs, warnings: found.warnings, hostvars: Json::Null, groups_var: Json::Null };
+        let mut project = Project {
+            inventory,
+            sources,
+            env,
+            specs,
+            warnings: found.warnings,
+            scope: catalog.scope,
+            hostvars: Json::Null,
+            groups_var: Json::Null,
+        };
         project.hostvars = project.raw_hostvars();
         project.groups_var = serde_json::to_value(project.inventory.all_group_hosts()).unwrap_or(Json::Null);
         Ok(project)
@@ -172,17 +196,49 @@ impl Project {
     /// exec`): connection vars are strict; any other var that cannot be rendered (a secret from an
     /// unset `env()`) is kept as written, so a missing secret is an error only where it is used.
     pub fn connections(&self, hosts: &[String]) -> Result<Vec<HostSpec>> {
-        let is_conn = |name: &str| schema::CONNECTION.iter().any(|s| s.name == name);
-        self.resolve_with(hosts, &is_conn, schema::CONNECTION)
+        self.resolve_with(hosts, Strictness::Connection)
     }
 
     /// Resolves and type-checks the vars of each host; reports every error found, not just the
-    /// first (the same bad value shared by several hosts is reported once).
+    /// first (the same bad value shared by several hosts is reported once). A secret must render
+    /// only where the host's own roles read it: a slave does not need the masters' token.
     pub fn resolve(&self, hosts: &[String]) -> Result<Vec<HostSpec>> {
-        self.resolve_with(hosts, &|name| self.is_known(name), &self.specs)
+        self.resolve_with(hosts, Strictness::Roles)
     }
 
-    fn resolve_with(&self, hosts: &[String], strict: &dyn Fn(&str) -> bool, specs: &[VarSpec]) -> Result<Vec<HostSpec>> {
+    /// Resolves hosts a run reads but does not act on (outside `--limit`): as [`Self::resolve`],
+    /// but a secret that cannot be rendered is kept as written (no other host reads it), so
+    /// `plan -l slave` works with the masters' `GITLAB_TOKEN` unset.
+    pub fn resolve_beside(&self, hosts: &[String]) -> Result<Vec<HostSpec>> {
+        self.resolve_with(hosts, Strictness::RolesButSecrets)
+    }
+
+    /// Selects with `--limit` and resolves the selected hosts strictly, the others of the
+    /// inventory with [`Self::resolve_beside`]: (selected, every host).
+    pub fn hosts_and_fleet(&self, pattern: Option<&str>) -> Result<(Vec<HostSpec>, Vec<HostSpec>)> {
+        let selected = self.select(pattern)?;
+        let hosts = self.resolve(&selected)?;
+        let others: Vec<String> = self.inventory.hosts.keys().filter(|h| !selected.contains(h)).cloned().collect();
+        let others = self.resolve_beside(&others)?;
+        let all =
+            self.inventory.hosts.keys().filter_map(|name| hosts.iter().chain(&others).find(|h| &h.vars.host == name).cloned()).collect();
+        Ok((hosts, all))
+    }
+
+    /// The var types `host` reads and so must render (connection vars always).
+    fn host_specs(&self, host: &str, strictness: Strictness) -> Result<Vec<VarSpec>, InputError> {
+        let Some(scope) = self.scope.filter(|_| strictness != Strictness::Connection) else {
+            return Ok(match strictness {
+                Strictness::Connection => schema::CONNECTION.to_vec(),
+                _ => self.specs.clone(),
+            });
+        };
+        // The roles are known only from the vars (`roles`, groups): read them leniently first.
+        let lenient = self.resolve_vars_with(host, &|_| false)?;
+        Ok(schema::CONNECTION.iter().copied().chain(scope(&lenient)).collect())
+    }
+
+    fn resolve_with(&self, hosts: &[String], strictness: Strictness) -> Result<Vec<HostSpec>> {
         let mut out = Vec::new();
         let mut errors: Vec<InputError> = Vec::new();
         let push = |e: InputError, errors: &mut Vec<InputError>| {
@@ -192,9 +248,37 @@ impl Project {
         };
         let mut warned = std::collections::HashSet::new();
         for h in hosts {
-            match self.resolve_vars_with(h, strict) {
+            let specs = match self.host_specs(h, strictness) {
+                Ok(s) => s,
+                Err(e) => {
+                    push(e, &mut errors);
+                    continue;
+                }
+            };
+            let in_scope =
+                |name: &str| specs.iter().any(|s| s.name == name) || connection::FAMILIES.iter().any(|(_, names)| names.contains(&name));
+            // A secret must render only where the host's roles read it (a slave does not need the
+            // masters' token); other vars provision knows stay strict, so a broken value is found
+            // on every host it is written for.
+            let secret = crate::vars::secret::is_secret_name;
+            let strict = |name: &str| match strictness {
+                Strictness::Connection => in_scope(name),
+                Strictness::Roles => in_scope(name) || (self.is_known(name) && !secret(name)),
+                Strictness::RolesButSecrets => !secret(name) && self.is_known(name),
+            };
+            match self.resolve_vars_with(h, &strict) {
                 Ok(mut hv) => {
-                    for e in schema::check(&mut hv, specs) {
+                    // Types are checked where the var rendered (a secret left as written is not read).
+                    let checked: Vec<VarSpec> = match strictness {
+                        Strictness::Connection => specs.clone(),
+                        _ => self
+                            .specs
+                            .iter()
+                            .filter(|s| in_scope(s.name) || hv.get(s.name).is_some_and(|r| r.note.is_none()))
+                            .copied()
+                            .collect(),
+                    };
+                    for e in schema::check(&mut hv, &checked) {
                         push(e, &mut errors);
                     }
                     for w in self.typo_warnings(&hv) {

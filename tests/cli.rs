@@ -198,3 +198,16 @@ fn a_runner_naming_an_unknown_slave_is_an_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("runners[0].slave: no host `s2` in the inventory"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn plan_of_a_slave_does_not_need_the_masters_token() {
+    let dir = project("gitlab_api_token: \"{{ env('PROVISION_TEST_SURELY_UNSET') }}\"\nrunners:\n  - name: a\nssh_connect_timeout: 2\n");
+    let inv = dir.path().join("inventory.yaml");
+    let o = provision(&["-i", inv.to_str().unwrap(), "plan", "--limit", "slave"]);
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "past the vars, the unreachable slave fails: {all}");
+    assert!(!all.contains("PROVISION_TEST_SURELY_UNSET") && all.contains("s1"), "{all}");
+    let o = plan_in(&dir);
+    assert_eq!(o.status.code(), Some(2), "the master's runner needs it: {}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("PROVISION_TEST_SURELY_UNSET"), "{}", text(&o.stderr));
+}

@@ -347,7 +347,8 @@ fn group_priority_orders_groups_of_the_same_depth() {
 fn commands_that_only_connect_do_not_need_unrelated_secrets() {
     let (_d, p) = project_in(&[(
         "inventory.yaml",
-        "all:\n  vars:\n    gitlab_api_token: \"{{ env('PROVISION_TEST_SURELY_UNSET') }}\"\n  hosts:\n    h1: {ansible_host: 10.0.0.1}\n",
+        // In `master`: the runner role reads the token, so resolving the host for its roles needs it.
+        "all:\n  vars:\n    gitlab_api_token: \"{{ env('PROVISION_TEST_SURELY_UNSET') }}\"\n  children:\n    master:\n      hosts:\n        h1: {ansible_host: 10.0.0.1}\n",
     )]);
     let p = p.unwrap();
     let names = vec!["h1".to_string()];
@@ -355,4 +356,28 @@ fn commands_that_only_connect_do_not_need_unrelated_secrets() {
     assert_eq!(c[0].connection.address, "10.0.0.1");
     let e = render(&p.resolve(&names).unwrap_err());
     assert!(e.contains("PROVISION_TEST_SURELY_UNSET"), "where the secret is used it is still required: {e}");
+}
+
+#[test]
+fn a_slave_does_not_need_the_masters_token() {
+    let (_d, p) = project_in(&[(
+        "inventory.yaml",
+        "all:\n  vars:\n    gitlab_api_token: \"{{ env('PROVISION_TEST_SURELY_UNSET') }}\"\n    api: \"{{ undefined_var }}\"\n  children:\n    \
+         master:\n      hosts:\n        m1: {ansible_host: 10.0.0.1}\n    slave:\n      hosts:\n        s1: {ansible_host: 10.0.0.2}\n",
+    )]);
+    let p = p.unwrap();
+    // The slave's roles do not read the token: resolving it for them works.
+    let s = p.resolve(&["s1".to_string()]).unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(s[0].vars.get("gitlab_api_token").unwrap().note.is_some(), "kept as written, not rendered");
+    // `plan -l slave`: the slave strictly, the master (read, not acted on) without its secrets.
+    let (hosts, all) = p.hosts_and_fleet(Some("slave")).unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(all.iter().map(|h| h.vars.host.as_str()).collect::<Vec<_>>(), ["m1", "s1"]);
+    let fleet = provision::roles::Fleet::new(&p, &all);
+    fleet.host("m1").unwrap_or_else(|e| panic!("{e}"));
+    // Where the token is used it is still required.
+    let e = render(&p.hosts_and_fleet(Some("master")).unwrap_err());
+    assert!(e.contains("PROVISION_TEST_SURELY_UNSET"), "{e}");
+    let e = render(&p.hosts_and_fleet(None).unwrap_err());
+    assert!(e.contains("PROVISION_TEST_SURELY_UNSET"), "{e}");
 }

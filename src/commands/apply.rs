@@ -11,11 +11,22 @@ use crate::error::{Result, from_many};
 use crate::output;
 use crate::roles;
 
+/// The var `--force-restart` sets to 0: how long a restart waits for job containers.
+const FORCE_RESTART_VAR: &str = "restart_drain_timeout";
+
 /// Runs apply (`plan` = `apply --check --diff`).
 pub fn run(g: &Global, args: &ApplyArgs, plan: bool) -> Result<i32> {
-    let project = super::load_project(g)?;
-    let all_hosts = project.hosts(None)?;
-    let hosts = project.hosts(g.limit.as_deref())?;
+    let project = if args.force_restart {
+        // Highest precedence, after the user's own -e: no drain wait anywhere.
+        let mut extra = g.extra_vars.clone();
+        extra.push(format!("{FORCE_RESTART_VAR}=0"));
+        crate::project::Project::load(g.inventory.as_deref(), &extra)?
+    } else {
+        super::load_project(g)?
+    };
+    // Hosts outside --limit are read (certificates, topology) but not acted on: their secrets
+    // need not be set.
+    let (hosts, all_hosts) = project.hosts_and_fleet(g.limit.as_deref())?;
     let check = args.check || plan;
     crate::confirm::assume_yes(args.yes);
     // Check mode changes nothing here either: certificates that would be created or re-issued

@@ -14,6 +14,7 @@
 //! - [`progress`]: the reporter and cancel flag the command injects;
 //! - [`error`] and [`report`]: what went wrong, and what is shown.
 
+pub mod announce;
 pub mod apply;
 pub mod error;
 pub mod outcome;
@@ -78,6 +79,12 @@ pub trait Resource: Send + Sync + std::fmt::Debug {
     /// per run, before any probe, into the shell variable named by [`SharedFact::var`].
     fn shared_facts(&self) -> Vec<SharedFact> {
         Vec::new()
+    }
+
+    /// For a resource that reads what a handler would affect (see [`announce`]): the handler's
+    /// id and a note for the report, from this resource's probe output.
+    fn announces(&self, _state: &str) -> Option<(String, String)> {
+        None
     }
 }
 

@@ -179,6 +179,7 @@ async fn after_probe<R: Remote>(
         apply_schedule(remote, host, desired, &facts.findings, &schedule, results, ctx).await
     };
     finish_deferred(desired, resolved, &mut report, opts.check).await;
+    super::announce::add_notes(desired, &framed, &mut report);
     report
 }
 

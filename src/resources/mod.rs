@@ -3,6 +3,7 @@
 //! that prints `key=value` lines ([`crate::sh::Kv`]), compares locally, and converges with
 //! another; every script is built with [`crate::sh`], so every value is quoted.
 
+pub mod check;
 pub mod digest;
 pub mod directory;
 pub mod docker;
@@ -11,6 +12,7 @@ pub mod image_archive;
 pub mod netlink;
 pub mod package;
 pub mod service;
+pub mod workload;
 
 use crate::sh::{Cmd, Script};
 

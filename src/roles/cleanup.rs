@@ -9,6 +9,7 @@ use super::topology::{DIND_CONTAINER, DindEngine, HOST_UNIT, HostFacts};
 use super::{Role, RoleContext, typed};
 use crate::engine::{Desired, Step};
 use crate::error::InputError;
+use crate::resources::check::Check;
 use crate::resources::service::{Service, restart_script, unit_file};
 use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
@@ -103,6 +104,8 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     // Builds run on the dedicated CI daemon when there is one: that is the one to prune.
     let topology = ctx.topology();
     let target = topology.build_daemon().cli();
+    // systemd would refuse a bad expression only when the timer loads: check it while probing.
+    desired.steps.push(Step::new(Check::systemd_calendar("cleanup_on_calendar", &v.cleanup_on_calendar)));
     pair(ctx, v, desired, UNIT, "Prune unused Docker data", &format!("{target} {prune}"), topology.build_unit())?;
     if topology.dind.is_some() {
         // Inside the dind container, against its own engine.

@@ -15,6 +15,7 @@ use crate::resources::docker::Daemon;
 use crate::resources::file::File;
 use crate::resources::netlink::LinkAbsent;
 use crate::resources::service::{Service, restart_or_restore_script, restart_script, unit_file, unit_file_absent, unit_file_from};
+use crate::resources::workload::Workload;
 use crate::sh::{self, Cmd, Script};
 use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
@@ -136,6 +137,8 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let restart = drain_script(&Daemon::default(), HOST_UNIT, v.restart_drain_timeout)
         + &restart_or_restore_script(HOST_UNIT, &[DAEMON_JSON, DROP_IN]);
     desired.handler(RESTART_DOCKER, &restart);
+    // Read while probing, so the report says what the restart affects.
+    desired.steps.push(Step::new(Workload { daemon: Daemon::default(), unit: HOST_UNIT.into(), handler: RESTART_DOCKER.into() }));
     desired.steps.push(Step::new(Directory::new(dir).mode(0o755)));
     for (name, content, secret) in [
         ("ca.pem", ctx.read_cert(certs.ca_cert())?, false),
@@ -177,6 +180,7 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     json["bridge"] = json!(v.docker_ci_bridge);
     let ci = Daemon { host: Some(format!("unix://{CI_SOCKET}")) };
     desired.handler(RESTART_DOCKER_CI, &(drain_script(&ci, CI_UNIT, v.restart_drain_timeout) + &restart_script(CI_UNIT, false)));
+    desired.steps.push(Step::new(Workload { daemon: ci.clone(), unit: CI_UNIT.into(), handler: RESTART_DOCKER_CI.into() }));
     desired.steps.push(Step::new(Directory::new("/etc/docker-ci")));
     let text = serde_json::to_string_pretty(&json).expect("JSON") + "\n";
     desired.steps.push(Step::new(File::new(CI_DAEMON_JSON, text)).notify(RESTART_DOCKER_CI));

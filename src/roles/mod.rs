@@ -13,6 +13,7 @@ pub mod common;
 pub mod dind;
 pub mod docker_client;
 pub mod docker_tls;
+pub mod drain;
 pub mod owned;
 pub mod redact;
 pub mod registry;
@@ -178,7 +179,7 @@ pub fn defaults() -> Result<VarMap, InputError> {
 
 /// The roles' defaults and var types, as the project loads them.
 pub fn catalog() -> Result<crate::project::Catalog, InputError> {
-    Ok(crate::project::Catalog { defaults: defaults()?, specs: specs() })
+    Ok(crate::project::Catalog { defaults: defaults()?, specs: specs(), scope: Some(scope) })
 }
 
 // Here, not in `project.rs`: the project knows nothing of roles; this is the one place that
@@ -201,9 +202,24 @@ pub fn specs() -> Vec<VarSpec> {
         .collect()
 }
 
+/// The var types a host with these vars reads: the shared settings and its roles' vars (every
+/// role's when its `roles` var is broken, so the error surfaces where it did before). Only these
+/// must render: a master's GitLab token is no concern of a slave's plan.
+pub fn scope(vars: &crate::vars::resolve::HostVars) -> Vec<VarSpec> {
+    match for_vars(vars) {
+        Ok(roles) => common::SPECS.iter().copied().chain(roles.iter().flat_map(|r| r.specs.iter().copied())).collect(),
+        Err(_) => specs(),
+    }
+}
+
 /// The roles that apply to `host`, in application order.
 pub fn for_host(host: &HostSpec) -> Result<Vec<&'static Role>, InputError> {
-    let names: Vec<String> = match host.vars.get("roles") {
+    for_vars(&host.vars)
+}
+
+/// The roles that apply to a host with these vars, in application order.
+fn for_vars(vars: &crate::vars::resolve::HostVars) -> Result<Vec<&'static Role>, InputError> {
+    let names: Vec<String> = match vars.get("roles") {
         Some(r) => {
             let list =
                 r.value.as_array().ok_or_else(|| InputError::at(r.span, "`roles` must be a list of role names", "expected a list"))?;
@@ -220,7 +236,7 @@ pub fn for_host(host: &HostSpec) -> Result<Vec<&'static Role>, InputError> {
             names
         }
         None => {
-            let groups = &host.vars.groups;
+            let groups = &vars.groups;
             let mut names: Vec<String> = Vec::new();
             for (group, roles) in [("master", MASTER_ROLES), ("slave", SLAVE_ROLES)] {
                 if groups.iter().any(|g| g == group) {

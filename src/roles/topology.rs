@@ -167,7 +167,7 @@ impl<'a> Fleet<'a> {
             None => {
                 let mut resolved = self
                     .project
-                    .resolve(&[name.to_string()])
+                    .resolve_beside(&[name.to_string()])
                     .map_err(|e| InputError::plain(format!("resolving the vars of `{name}`: {e}")))?;
                 resolved.remove(0)
             }

@@ -1,0 +1,59 @@
+//! A precondition checked on the host during the probe: it changes nothing, and fails the
+//! probe with the host's own words when the value would make the apply fail (so `plan` reports
+//! what `apply` would then fail on).
+
+use crate::engine::{Change, Resource};
+use crate::sh::Script;
+
+/// A check of a value from the vars, run by the probe.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What is checked, e.g. `cleanup_on_calendar`.
+    pub what: String,
+    /// POSIX sh that exits non-zero with a message when the value is refused.
+    pub script: String,
+}
+
+impl Check {
+    /// `value` must parse as a systemd calendar expression (`OnCalendar=`), checked with the
+    /// host's `systemd-analyze calendar` where it has one (its systemd is the one that reads it).
+    pub fn systemd_calendar(var: &str, value: &str) -> Self {
+        let mut s = Script::new();
+        s.set("v", var).set("c", value);
+        s.line(
+            "if command -v systemd-analyze >/dev/null 2>&1; then\n  \
+             if ! o=$(systemd-analyze calendar -- \"$c\" 2>&1); then\n    \
+             printf '%s: %s is not a systemd calendar expression: %s\\n' \"$v\" \"$c\" \"$(printf '%s' \"$o\" | tail -n 1)\"; exit 1\n  \
+             fi\nfi\necho ok",
+        );
+        Check { what: var.to_string(), script: s.into_string() }
+    }
+}
+
+impl Resource for Check {
+    fn id(&self) -> String {
+        format!("check {}", self.what)
+    }
+
+    fn probe(&self) -> String {
+        self.script.clone()
+    }
+
+    fn plan(&self, _state: &str) -> Result<Option<Change>, String> {
+        // A refused value already failed the probe; there is never anything to change.
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_calendar_check_quotes_the_value_and_changes_nothing() {
+        let c = Check::systemd_calendar("cleanup_on_calendar", "Mon *-*-* 00:00; rm -rf /");
+        assert!(c.script.contains("c='Mon *-*-* 00:00; rm -rf /'"), "{}", c.script);
+        assert!(c.script.contains("systemd-analyze calendar -- \"$c\""), "{}", c.script);
+        assert!(matches!(c.plan("ok\n"), Ok(None)));
+    }
+}

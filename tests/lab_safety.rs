@@ -1,0 +1,135 @@
+//! Operator safety on real lab hosts (issue 16): `plan` reports what `apply` would then fail
+//! on, and docker restarts are announced. Uses the Debian 12 pair of `lab/inventory.yaml`.
+//! Needs root, like every lab test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+const INVENTORY: &str = "inventory.yaml";
+const SLAVE: &str = "lab-slave-1";
+
+fn lab_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("lab")
+}
+
+/// One test at a time (they share hosts), with the lab up first.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static UP: OnceLock<()> = OnceLock::new();
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    UP.get_or_init(|| {
+        let status = Command::new("bash").arg(lab_dir().join("lab")).arg("up").status().expect("run lab/lab up");
+        assert!(status.success(), "lab/lab up failed (the lab needs root on Debian 12)");
+    });
+    guard
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn provision(args: &[&str]) -> Output {
+    let inv = lab_dir().join(INVENTORY);
+    Command::new(env!("CARGO_BIN_EXE_provision")).arg("-i").arg(inv).args(args).env("NO_COLOR", "1").output().expect("run provision")
+}
+
+fn json_run(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let o = provision(&all);
+    let doc = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", text(&o.stdout), text(&o.stderr)));
+    (o.status.code(), doc)
+}
+
+/// Runs `script` on a lab host (through the lab's docker, not through provision).
+fn on_host(host: &str, script: &str) -> String {
+    let o = Command::new("bash").arg(lab_dir().join("lab")).args(["docker", "exec", host, "sh", "-c", script]).output().unwrap();
+    assert!(o.status.success(), "{script}: {}{}", text(&o.stdout), text(&o.stderr));
+    text(&o.stdout)
+}
+
+#[test]
+fn plan_reports_a_bad_calendar_that_apply_would_fail_on_and_nothing_changes() {
+    let _s = serial();
+    let (code, doc) = json_run(&["apply", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let units = "sha256sum /etc/systemd/system/docker-cleanup.timer /etc/systemd/system/docker-cleanup.service";
+    let before = on_host(SLAVE, units);
+    for command in ["plan", "apply"] {
+        let (code, doc) = json_run(&["-e", "cleanup_on_calendar=hourlyy", command, "--limit", "slave"]);
+        assert_eq!(code, Some(1), "{command}: {doc}");
+        let slave = doc["hosts"][SLAVE].to_string();
+        assert!(slave.contains("Failed to parse calendar specification"), "{command} shows systemd's own message: {slave}");
+        assert!(slave.contains("cleanup_on_calendar"), "{command} names the var: {slave}");
+        assert_eq!(doc["hosts"][SLAVE]["changed"], 0, "{command}: {doc}");
+        assert_eq!(on_host(SLAVE, units), before, "{command} changed no unit");
+    }
+    let (code, doc) = json_run(&["plan", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "a good calendar passes the check: {doc}");
+}
+
+/// A stand-in for a CI job: a `runner-*` container on the slave's host daemon that mounts the
+/// dind socket directory, as the runner's job containers do.
+const JOB: &str = "runner-safety-test-project-1-concurrent-0-build";
+
+fn start_job() {
+    on_host(
+        SLAVE,
+        &format!(
+            "docker rm -f {JOB} >/dev/null 2>&1; docker run -d --name {JOB} -v /var/run/provision-dind:/var/run/dind --entrypoint sleep registry:2 900 >/dev/null"
+        ),
+    );
+}
+
+fn stop_job() {
+    on_host(SLAVE, &format!("docker rm -f {JOB} >/dev/null 2>&1 || true"));
+}
+
+fn handler<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    let resources = doc["hosts"][SLAVE]["resources"].as_array().expect("resources");
+    resources.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("no {id}: {doc}"))
+}
+
+#[test]
+fn a_docker_restart_is_announced_with_the_jobs_it_affects_and_live_restore_keeps_them() {
+    let _s = serial();
+    assert_eq!(json_run(&["apply", "--limit", "slave"]).0, Some(0));
+    start_job();
+    let debug = r#"{"docker_daemon_config": {"debug": true}}"#;
+    let (code, plan) = json_run(&["-e", debug, "plan", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "{plan}");
+    let note = handler(&plan, "handler restart docker")["changes"].to_string();
+    assert!(note.contains("1 CI job(s) (runner-*)") && note.contains("live-restore keeps them running"), "plan says it: {note}");
+    let (code, applied) = json_run(&["-e", debug, "apply", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "{applied}");
+    let h = handler(&applied, "handler restart docker");
+    assert_eq!(h["status"], "changed", "{applied}");
+    assert!(h["changes"].to_string().contains("1 CI job(s)"), "apply says it too: {h}");
+    assert_eq!(on_host(SLAVE, &format!("docker inspect -f '{{{{.State.Running}}}}' {JOB}")), "true\n", "the job survived the restart");
+    // Back to the lab's config.
+    let (code, back) = json_run(&["apply", "--limit", "slave"]);
+    stop_job();
+    assert_eq!(code, Some(0), "{back}");
+}
+
+#[test]
+fn recreating_dind_waits_for_the_jobs_using_it_unless_forced() {
+    let _s = serial();
+    assert_eq!(json_run(&["apply", "--limit", "slave"]).0, Some(0));
+    let dind_id = || on_host(SLAVE, "docker inspect -f '{{.Id}}' dind");
+    let before = dind_id();
+    start_job();
+    let change = r#"{"dind_extra_args": ["--debug"], "restart_drain_timeout": 6}"#;
+    let (code, doc) = json_run(&["-e", change, "apply", "--limit", "slave"]);
+    let slave = doc["hosts"][SLAVE].to_string();
+    assert_eq!(code, Some(1), "refused while a job uses dind: {doc}");
+    assert!(slave.contains("still use dind after 6s") && slave.contains("--force-restart"), "{slave}");
+    assert_eq!(dind_id(), before, "dind was not recreated");
+    let (code, doc) = json_run(&["-e", change, "apply", "--limit", "slave", "--force-restart"]);
+    assert_eq!(code, Some(0), "--force-restart recreates at once: {doc}");
+    assert_ne!(dind_id(), before, "recreated");
+    stop_job();
+    let (code, back) = json_run(&["apply", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "back to the lab's config: {back}");
+}
