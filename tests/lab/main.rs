@@ -25,4 +25,5 @@ mod packages;
 mod registry_cache;
 mod roles_safety;
 mod runner;
+mod safety;
 mod secrets;

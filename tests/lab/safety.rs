@@ -1,53 +1,9 @@
-//! Operator safety on real lab hosts (issue 16): `plan` reports what `apply` would then fail
-//! on, and docker restarts are announced. Uses the Debian 12 pair of `lab/inventory.yaml`.
-//! Needs root, like every lab test.
+//! Operator safety (issue 16): `plan` reports what `apply` would then fail on, docker restarts
+//! are announced with the jobs they affect, and dind is recreated only after its jobs finish.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use crate::harness::*;
 
-const INVENTORY: &str = "inventory.yaml";
 const SLAVE: &str = "lab-slave-1";
-
-fn lab_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("lab")
-}
-
-/// One test at a time (they share hosts), with the lab up first.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    static UP: OnceLock<()> = OnceLock::new();
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    UP.get_or_init(|| {
-        let status = Command::new("bash").arg(lab_dir().join("lab")).arg("up").status().expect("run lab/lab up");
-        assert!(status.success(), "lab/lab up failed (the lab needs root on Debian 12)");
-    });
-    guard
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
-
-fn provision(args: &[&str]) -> Output {
-    let inv = lab_dir().join(INVENTORY);
-    Command::new(env!("CARGO_BIN_EXE_provision")).arg("-i").arg(inv).args(args).env("NO_COLOR", "1").output().expect("run provision")
-}
-
-fn json_run(args: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let o = provision(&all);
-    let doc = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", text(&o.stdout), text(&o.stderr)));
-    (o.status.code(), doc)
-}
-
-/// Runs `script` on a lab host (through the lab's docker, not through provision).
-fn on_host(host: &str, script: &str) -> String {
-    let o = Command::new("bash").arg(lab_dir().join("lab")).args(["docker", "exec", host, "sh", "-c", script]).output().unwrap();
-    assert!(o.status.success(), "{script}: {}{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
-}
 
 #[test]
 fn plan_reports_a_bad_calendar_that_apply_would_fail_on_and_nothing_changes() {
