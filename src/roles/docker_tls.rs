@@ -134,7 +134,13 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let host = ctx.name();
     let dir = &v.docker_tls_dir;
     let certs = ctx.certs;
-    let restart = drain_script(&Daemon::default(), HOST_UNIT, v.restart_drain_timeout)
+    // dind runs on the host daemon: with a CI daemon, the jobs using dind run there, and a
+    // restart of the host daemon stops their engine too.
+    let mut jobs_on = vec![Daemon::default()];
+    if ctx.topology().ci_daemon && ctx.topology().dind.is_some() {
+        jobs_on.push(Daemon { host: Some(format!("unix://{CI_SOCKET}")) });
+    }
+    let restart = drain_script(&Daemon::default(), &jobs_on, HOST_UNIT, v.restart_drain_timeout)
         + &restart_or_restore_script(HOST_UNIT, &[DAEMON_JSON, DROP_IN]);
     desired.handler(RESTART_DOCKER, &restart);
     // Read while probing, so the report says what the restart affects.
@@ -179,7 +185,10 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     json["pidfile"] = json!("/run/docker-ci.pid");
     json["bridge"] = json!(v.docker_ci_bridge);
     let ci = Daemon { host: Some(format!("unix://{CI_SOCKET}")) };
-    desired.handler(RESTART_DOCKER_CI, &(drain_script(&ci, CI_UNIT, v.restart_drain_timeout) + &restart_script(CI_UNIT, false)));
+    desired.handler(
+        RESTART_DOCKER_CI,
+        &(drain_script(&ci, std::slice::from_ref(&ci), CI_UNIT, v.restart_drain_timeout) + &restart_script(CI_UNIT, false)),
+    );
     desired.steps.push(Step::new(Workload { daemon: ci.clone(), unit: CI_UNIT.into(), handler: RESTART_DOCKER_CI.into() }));
     desired.steps.push(Step::new(Directory::new("/etc/docker-ci")));
     let text = serde_json::to_string_pretty(&json).expect("JSON") + "\n";
@@ -196,16 +205,18 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
 /// through a restart; one without it (its first restart with provision's daemon.json, or
 /// live-restore turned off) would kill running builds, so the restart waits for job containers
 /// (`runner-*`) to finish, up to `timeout` seconds. Still running then, the restart is refused:
-/// the handler stays owed and the next apply tries again. `timeout` 0 restarts at once.
-fn drain_script(daemon: &Daemon, unit: &str, timeout: u32) -> String {
+/// the handler stays owed and the next apply tries again. `timeout` 0 restarts at once. Job
+/// containers are counted on every daemon of `jobs_on` (those whose builds the restart stops).
+fn drain_script(daemon: &Daemon, jobs_on: &[Daemon], unit: &str, timeout: u32) -> String {
     if timeout == 0 {
         return String::new();
     }
     let docker = daemon.cli();
+    let list: Vec<String> = jobs_on.iter().map(|d| format!("{} ps --format '{{{{.Names}}}}'", d.cli())).collect();
     let mut s = Script::new();
     s.line(&format!("if [ \"$({docker} info -f '{{{{.LiveRestoreEnabled}}}}' 2>/dev/null)\" != true ]; then"));
     s.line(&format!("end=$(( $(date +%s) + {timeout} ))"));
-    s.line(&format!("while n=$({docker} ps --format '{{{{.Names}}}}' 2>/dev/null | grep -c '^runner-' || true); [ \"$n\" -gt 0 ]; do"));
+    s.line(&format!("while n=$({{ {}; }} 2>/dev/null | grep -c '^runner-' || true); [ \"$n\" -gt 0 ]; do", list.join("; ")));
     s.cmd(
         &Cmd::new("[").raw("\"$(date +%s)\"").arg("-ge").raw("\"$end\"").arg("]").raw("&&").arg("printf").arg(format!(
             "%s job container(s) (runner-*) still run after {timeout}s: not restarting {unit} (builds would be killed; set restart_drain_timeout=0 to restart at once)\\n"
@@ -313,8 +324,18 @@ mod tests {
 
     #[test]
     fn a_restart_without_live_restore_waits_for_job_containers() {
-        assert_eq!(drain_script(&Daemon::default(), "docker.service", 0), "", "0: at once");
-        let s = drain_script(&Daemon::default(), "docker.service", 1800);
+        assert_eq!(drain_script(&Daemon::default(), &[Daemon::default()], "docker.service", 0), "", "0: at once");
+        let s = drain_script(&Daemon::default(), &[Daemon::default()], "docker.service", 1800);
+        let both = drain_script(
+            &Daemon::default(),
+            &[Daemon::default(), Daemon { host: Some("unix:///run/docker-ci.sock".into()) }],
+            "docker.service",
+            60,
+        );
+        assert!(
+            both.contains("{ docker ps --format '{{.Names}}'; docker --host=unix:///run/docker-ci.sock ps --format '{{.Names}}'; }"),
+            "jobs using dind on the CI daemon are counted too: {both}"
+        );
         assert!(s.contains("LiveRestoreEnabled") && s.contains("grep -c '^runner-'") && s.contains("+ 1800"), "{s}");
         let o = std::process::Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
         assert!(o.status.success(), "valid sh: {}\n{s}", String::from_utf8_lossy(&o.stderr));
