@@ -9,6 +9,7 @@
 //! - [`probe`]: the fact-gathering script and reading its output into findings;
 //! - [`apply`]: scheduling changes and handlers, and the apply script;
 //! - [`sections`]: the framing both scripts' output uses;
+//! - [`health`]: whether a service works: checks in the probe, and a verify after changes;
 //! - [`outcome`]: from framed output to results (pure);
 //! - [`run`]: the executor, over a [`crate::transport::Remote`];
 //! - [`progress`]: the reporter and cancel flag the command injects;
@@ -16,6 +17,7 @@
 
 pub mod apply;
 pub mod error;
+pub mod health;
 pub mod outcome;
 pub mod probe;
 pub mod progress;
@@ -78,6 +80,18 @@ pub trait Resource: Send + Sync + std::fmt::Debug {
     /// per run, before any probe, into the shell variable named by [`SharedFact::var`].
     fn shared_facts(&self) -> Vec<SharedFact> {
         Vec::new()
+    }
+
+    /// POSIX sh telling whether the resource's service works (see [`health`]): run in the probe
+    /// (after the shared facts) and in the verify after an apply that changed something.
+    fn health(&self) -> Option<health::Health> {
+        None
+    }
+
+    /// The change an apply tries once when the resource is as desired but unhealthy (a
+    /// crash-looping container is restarted); `None`: nothing to try, it is reported failed.
+    fn repair(&self) -> Option<Change> {
+        None
     }
 }
 
