@@ -88,17 +88,27 @@ pub struct Health {
     pub script: String,
     /// POSIX sh printing what the service said (its log's last lines), run when it fails.
     pub evidence: Option<String>,
+    /// Also checked in the probe. A resource whose own probe already reads what the check
+    /// would (a unit's active state, which its plan starts when it is not) is checked only
+    /// after an apply, keeping the no-op round trip as cheap as it was.
+    pub in_probe: bool,
 }
 
 impl Health {
     /// A check without evidence to show.
     pub fn new(script: impl Into<String>) -> Self {
-        Health { script: script.into(), evidence: None }
+        Health { script: script.into(), evidence: None, in_probe: true }
     }
 
     /// Adds the command printing evidence.
     pub fn evidence(mut self, cmd: impl Into<String>) -> Self {
         self.evidence = Some(cmd.into());
+        self
+    }
+
+    /// Checked only in the verify after an apply (see [`Health::in_probe`]).
+    pub fn verify_only(mut self) -> Self {
+        self.in_probe = false;
         self
     }
 
@@ -113,7 +123,11 @@ impl Health {
 
     /// The probe's section body: the check, and the evidence when it fails.
     pub fn probe_script(&self) -> String {
-        format!("h=$(\n{}\n)\nprintf '%s\\n' \"$h\"\ncase \"$h\" in health=ok*) ;; *) {} ;; esac", self.script, self.evidence_script())
+        format!(
+            "h=$(\n{}\n) || true\nprintf '%s\\n' \"$h\"\ncase \"$h\" in health=ok*) ;; *) {} ;; esac",
+            self.script,
+            self.evidence_script()
+        )
     }
 }
 

@@ -42,7 +42,7 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
         if let Some(d) = &step.deferred {
             sections::part(&mut s, nonce, &SectionId::Read(i), read_file_script(&d.reads()).as_str(), false);
         }
-        if let Some(h) = step.resource.health() {
+        if let Some(h) = step.resource.health().filter(|h| h.in_probe) {
             sections::part(&mut s, nonce, &SectionId::Health(i), &h.probe_script(), false);
         }
     }
