@@ -94,6 +94,9 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     c.privilege = if v.dind_privileged { Privilege::Privileged } else { Privilege::AllCapsExcept(v.dind_cap_drop.clone()) };
     c.stop_timeout = 30;
     desired.steps.push(Step::new(c));
+    let engine = DindEngine { host_socket_dir: socket_dir.clone() };
+    let logs = Daemon::default().docker().args(["logs", "--tail", "8"]).end_of_options().arg(DIND_CONTAINER);
+    desired.steps.push(super::checks::engine("dind engine", &engine.host_socket(), ctx.topology().mirror.as_deref(), logs));
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::owned::{ConfigFormat, DockerEndpoint, Owned};
 use super::topology::{CI_SOCKET, CI_UNIT, HOST_SOCKET, HOST_UNIT, HostFacts};
-use super::{Role, RoleContext, typed};
+use super::{Role, RoleContext, checks, typed};
 use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::net::Cidr;
@@ -162,7 +162,14 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let step = unit_file_from(desired, File::new(DROP_IN, dropin).keep_previous()).notify(RESTART_DOCKER);
     desired.steps.push(step);
     desired.steps.push(Step::new(Service::running(HOST_UNIT)));
-    if ci { ci_daemon(ctx, v, desired) } else { Ok(()) }
+    let mirror = ctx.topology().mirror.as_deref();
+    desired.steps.push(checks::engine("docker engine", HOST_SOCKET, mirror, checks::journal(HOST_UNIT)));
+    if ci {
+        ci_daemon(ctx, v, desired)?;
+    }
+    let unit = ctx.topology().build_unit();
+    desired.steps.push(checks::tls(&v.docker_tls_bind, v.docker_tls_port, &format!("{}/ca.pem", v.docker_tls_dir), unit));
+    Ok(())
 }
 
 /// The dedicated CI daemon: own bridge, data root, exec root, pidfile and socket; it takes the
@@ -185,6 +192,7 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     let step = unit_file(desired, CI_UNIT, unit).notify(RESTART_DOCKER_CI);
     desired.steps.push(step);
     desired.steps.push(Step::new(Service::running(CI_UNIT)));
+    desired.steps.push(checks::engine("CI daemon", CI_SOCKET, ctx.topology().mirror.as_deref(), checks::journal(CI_UNIT)));
     Ok(())
 }
 
