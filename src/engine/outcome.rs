@@ -135,18 +135,25 @@ pub fn applied(
     HostReport::new(host, results, lost.then_some(HostError::ApplyLost))
 }
 
-/// Records health verdicts (step index, verdict) on the results: a resource that is ok (or,
-/// with `after_apply`, changed) but whose service does not work is failed, with the verdict's
-/// evidence. Before an apply, a resource about to change keeps its status: the verify judges it.
-pub fn with_health(results: &mut [ResourceResult], verdicts: &[(usize, Verdict)], after_apply: bool) {
+/// Records health verdicts (step index, verdict) on the results. A resource whose service does
+/// not work fails with the verdict's evidence when it was ok (with `fail_ok`) or changed (with
+/// `fail_changed`: after the apply); one that failed only for its health and is healthy now is
+/// back to ok or changed.
+pub fn with_health(results: &mut [ResourceResult], verdicts: &[(usize, Verdict)], fail_ok: bool, fail_changed: bool) {
     for (i, v) in verdicts {
         let Some(r) = results.get_mut(*i) else { continue };
         r.health = Some(v.clone());
         let unhealthy_before = matches!(r.error, Some(StepError::Unhealthy(_)));
+        let fails = match r.status {
+            Status::Ok => fail_ok,
+            Status::Changed => fail_changed,
+            Status::Failed => unhealthy_before,
+            Status::Skipped => false,
+        };
         if v.is_ok() && unhealthy_before {
             r.status = if r.changes.is_empty() { Status::Ok } else { Status::Changed };
             r.error = None;
-        } else if !v.is_ok() && (r.status == Status::Ok || (after_apply && r.status == Status::Changed) || unhealthy_before) {
+        } else if !v.is_ok() && fails {
             r.status = Status::Failed;
             r.error = Some(StepError::Unhealthy(v.clone()));
         }

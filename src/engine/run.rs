@@ -168,11 +168,13 @@ async fn after_probe<R: Remote>(
         }
     }
     let mut results = outcome::planned(desired, &facts, opts.diff);
-    outcome::with_health(&mut results, &verdicts, false);
+    let mut schedule = apply::schedule(desired, &facts);
+    // With changes due, the verify after them judges; a service down because of what is about
+    // to change is not reported failed by `plan` (its health still says so).
+    outcome::with_health(&mut results, &verdicts, schedule.is_empty(), false);
     for r in &results {
         tracing::debug!(host, resource = %r.id, status = ?r.status, changes = %r.changes.join(", "), "planned");
     }
-    let mut schedule = apply::schedule(desired, &facts);
     schedule.read_generation = Some(probe::generation(&framed));
     tracing::info!(host, steps = schedule.steps.len(), handlers = schedule.handlers.len(), "planned in {:.2?}", started.elapsed());
     let mut report = if opts.check || schedule.is_empty() {
@@ -206,7 +208,7 @@ async fn verify<R: Remote>(remote: &R, host: &str, desired: &Desired, report: Ho
     };
     tracing::info!(host, "verified in {:.2?}", started.elapsed());
     let mut resources = report.resources;
-    outcome::with_health(&mut resources, &verdicts, true);
+    outcome::with_health(&mut resources, &verdicts, true, true);
     HostReport::new(host, resources, report.error)
 }
 

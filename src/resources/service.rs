@@ -235,7 +235,8 @@ mod tests {
         };
         assert_eq!(judge("timer=0", "ActiveState=active\nSubState=running\n"), "health=ok\nstate=active/running\n");
         assert_eq!(judge("timer=0", "ActiveState=failed\nSubState=failed\n"), "health=failed\nwhy=it is failed (failed)\n");
-        let timer = "ActiveState=active\nSubState=waiting\nNextElapseUSecRealtime=Tue 2026-11-24 03:00:00 UTC\nNextElapseUSecMonotonic=infinity\n";
+        let timer =
+            "ActiveState=active\nSubState=waiting\nNextElapseUSecRealtime=Tue 2026-11-24 03:00:00 UTC\nNextElapseUSecMonotonic=infinity\n";
         assert!(judge("timer=1", timer).starts_with("health=ok"));
         let none = "ActiveState=active\nSubState=elapsed\nNextElapseUSecRealtime=\nNextElapseUSecMonotonic=infinity\n";
         assert!(judge("timer=1", none).contains("no next elapse time"));
