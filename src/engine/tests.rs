@@ -403,9 +403,7 @@ impl Resource for Service {
 const CRASHING: &str = "health=failed\nwhy=the container is restarting\n--\ndockerd: unknown flag --bogus";
 
 fn one_service(state: &'static str) -> Desired {
-    let mut d = Desired::default();
-    d.steps = vec![Step::new(fake("config", state)), Step::new(Service("container dind"))];
-    d
+    Desired { steps: vec![Step::new(fake("config", state)), Step::new(Service("container dind"))], ..Desired::default() }
 }
 
 #[test]
