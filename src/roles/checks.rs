@@ -4,7 +4,7 @@
 //! the host has it (a few ms), else through the docker CLI or openssl.
 
 use crate::engine::Step;
-use crate::engine::health::{Check, Health};
+use crate::engine::health::{Check, Health, THOROUGH_VAR};
 use crate::sh::{Cmd, Script};
 
 /// A docker engine answers on `socket` and, when `mirror` is given, uses it as a registry
@@ -12,15 +12,20 @@ use crate::sh::{Cmd, Script};
 pub fn engine(what: &str, socket: &str, mirror: Option<&str>, logs: Cmd) -> Step {
     let mut s = Script::new();
     s.set("s", socket).set("m", mirror.unwrap_or(""));
-    // `/info` lists the mirrors but costs the daemon more than `/_ping`: asked only with one.
-    s.line(
-        "if command -v curl >/dev/null 2>&1; then\n\
+    // The mirror only changes with the daemon's config, and any such change is verified: the
+    // probe asks the cheap `/_ping` (or, without curl, whether the socket is there), the verify
+    // (`PROVISION_THOROUGH`) asks `/info`, which lists the mirrors and costs the daemon more.
+    s.line(&format!(
+        "if [ -z \"${{{THOROUGH_VAR}:-}}\" ]; then m=''; fi\n\
+         if command -v curl >/dev/null 2>&1; then\n\
          if [ -n \"$m\" ]; then info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/info); else info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/_ping); fi\n\
-         else info=$(docker --host=\"unix://$s\" info --format '{{json .RegistryConfig.Mirrors}}' 2>/dev/null); fi\n\
+         elif [ -n \"$m\" ]; then info=$(docker --host=\"unix://$s\" info --format '{{{{json .RegistryConfig.Mirrors}}}}' 2>/dev/null)\n\
+         elif [ -n \"${{{THOROUGH_VAR}:-}}\" ]; then info=$(docker --host=\"unix://$s\" version --format '{{{{.Server.Version}}}}' 2>/dev/null)\n\
+         elif [ -S \"$s\" ]; then info=socket; else info=''; fi\n\
          if [ -z \"$info\" ]; then printf 'health=failed\\nwhy=the engine does not answer on %s\\n' \"$s\"; exit 0; fi\n\
          if [ -n \"$m\" ]; then case \"$info\" in *\"\\\"$m\\\"\"*|*\"\\\"$m/\\\"\"*) ;; *) printf 'health=failed\\nwhy=its registry mirror is not %s\\n' \"$m\"; exit 0 ;; esac; fi\n\
-         echo health=ok",
-    );
+         echo health=ok"
+    ));
     Step::new(Check { what: what.to_string(), health: Health::new(s.into_string()).evidence(logs.render()) })
 }
 
