@@ -121,10 +121,11 @@ impl Health {
         }
     }
 
-    /// The probe's section body: the check, and the evidence when it fails.
+    /// The probe's section body: the check (without the section's `set -e`: checks read
+    /// failing commands' exit statuses), and the evidence when it fails.
     pub fn probe_script(&self) -> String {
         format!(
-            "h=$(\n{}\n) || true\nprintf '%s\\n' \"$h\"\ncase \"$h\" in health=ok*) ;; *) {} ;; esac",
+            "h=$(\nset +e\n{}\n) || true\nprintf '%s\\n' \"$h\"\ncase \"$h\" in health=ok*) ;; *) {} ;; esac",
             self.script,
             self.evidence_script()
         )
