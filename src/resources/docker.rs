@@ -464,8 +464,10 @@ impl Resource for Container {
     fn health(&self) -> Option<Health> {
         let var = self.daemon.facts().var;
         let awk = Cmd::new("env").arg(format!("PN={}", self.name)).arg("awk").arg(HEALTH_AWK.replace("@NO_CLI", NO_CLI));
-        let logs = self.daemon.docker().args(["logs", "--tail", "8"]).end_of_options().arg(&self.name);
-        Some(Health::new(format!("printf '%s\\n' \"${var}\" | {awk}")).evidence(logs.render()))
+        let logs = self.daemon.docker().args(["logs", "--tail", "60"]).end_of_options().arg(&self.name);
+        // A Go program's panic ends in its goroutines' stacks: keep the message, not the frames.
+        let evidence = format!("{} 2>&1 | grep -v -E -e '^[[:space:]]' -e '^goroutine ' -e '^$' -e '^[^ (]+\\(.*\\)$'", logs.render());
+        Some(Health::new(format!("printf '%s\\n' \"${var}\" | {awk}")).evidence(evidence))
     }
 
     /// One restart: a container crash-looping since its last change may have hit a passing
@@ -579,7 +581,13 @@ mod tests {
         assert_eq!(judge("/dind true sha256:2 restarting - \n"), "health=failed\nwhy=the container is restarting\n");
         assert_eq!(judge("/other true sha256:2 running 0 abc\n@images\n/dind x\n"), "health=failed\nwhy=no such container\n");
         let h = Container::new("dind", "docker:dind").health().unwrap();
-        assert!(h.in_probe && h.evidence.as_deref() == Some("docker logs --tail 8 -- dind"), "{h:?}");
+        assert!(h.in_probe && h.evidence.as_deref().unwrap().starts_with("docker logs --tail 60 -- dind 2>&1 | grep -v"), "{h:?}");
+        let frames = "panic: unable to configure proxy: dial tcp 127.0.0.1:9: connection refused\n\ngoroutine 1 [running]:\n\
+                      main.main()\n\tgithub.com/docker/distribution/cmd/registry/main.go:22 +0x25\n\
+                      github.com/spf13/cobra.(*Command).execute(0x17653c0, {0xc0000412a0, 0x1})\n";
+        let script = h.evidence.unwrap().replace("docker logs --tail 60 -- dind", &format!("printf '%s' {}", crate::sh::quote(frames)));
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "panic: unable to configure proxy: dial tcp 127.0.0.1:9: connection refused\n");
         assert_eq!(Container::new("dind", "docker:dind").repair().unwrap().script, "docker restart -t 10 -- dind >/dev/null\n");
     }
 
