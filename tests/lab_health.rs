@@ -159,3 +159,33 @@ fn a_container_crash_looping_since_the_last_run_is_reported_by_a_no_op_run() {
     assert_eq!(dind["changes"][0], "restarted (unhealthy)", "{dind}");
     assert_eq!(dind["status"], "failed", "{dind}");
 }
+
+/// Puts curl back even when the test fails.
+struct RestoreCurl;
+
+impl Drop for RestoreCurl {
+    fn drop(&mut self) {
+        let _ = on_host_raw(SLAVE, "[ -e /usr/bin/curl.lab-off ] && mv /usr/bin/curl.lab-off /usr/bin/curl");
+    }
+}
+
+#[test]
+fn without_curl_the_docker_cli_reads_the_same_state_and_health() {
+    let _s = serial();
+    assert_eq!(json_run(INV, &["apply", "--limit", "slave"]).0, Some(0));
+    let (_, with) = json_run(INV, &["plan", "--limit", "slave"]);
+    on_host(SLAVE, "mv /usr/bin/curl /usr/bin/curl.lab-off");
+    let _restore = RestoreCurl;
+    let (code, without) = json_run(INV, &["plan", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "{without}");
+    let summary = |doc: &serde_json::Value| -> Vec<String> {
+        doc["hosts"][SLAVE]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {} {}", r["id"], r["status"], r["health"]["status"]))
+            .collect()
+    };
+    assert_eq!(summary(&without), summary(&with), "the Engine API and the CLI agree");
+    assert_eq!(without["hosts"][SLAVE]["changed"], 0, "{without}");
+}
