@@ -76,6 +76,9 @@ pub enum StepError {
     /// An earlier step failed during the apply, which stopped there.
     #[error("not attempted: an earlier step failed")]
     EarlierStepFailed,
+    /// The resource is as configured but its service does not work: why, and its log's tail.
+    #[error("{0}")]
+    Unhealthy(super::health::Verdict),
     /// The host's whole apply did not run.
     #[error("not applied: {0}")]
     NotApplied(NotApplied),

@@ -9,6 +9,7 @@
 //! - [`probe`]: the fact-gathering script and reading its output into findings;
 //! - [`apply`]: scheduling changes and handlers, and the apply script;
 //! - [`sections`]: the framing both scripts' output uses;
+//! - [`health`]: whether a service works: checks in the probe, and a verify after changes;
 //! - [`outcome`]: from framed output to results (pure);
 //! - [`run`]: the executor, over a [`crate::transport::Remote`];
 //! - [`progress`]: the reporter and cancel flag the command injects;
@@ -17,6 +18,7 @@
 pub mod announce;
 pub mod apply;
 pub mod error;
+pub mod health;
 pub mod outcome;
 pub mod probe;
 pub mod progress;
@@ -84,6 +86,18 @@ pub trait Resource: Send + Sync + std::fmt::Debug {
     /// For a resource that reads what a handler would affect (see [`announce`]): the handler's
     /// id and a note for the report, from this resource's probe output.
     fn announces(&self, _state: &str) -> Option<(String, String)> {
+        None
+    }
+
+    /// POSIX sh telling whether the resource's service works (see [`health`]): run in the probe
+    /// (after the shared facts) and in the verify after an apply that changed something.
+    fn health(&self) -> Option<health::Health> {
+        None
+    }
+
+    /// The change an apply tries once when the resource is as desired but unhealthy (a
+    /// crash-looping container is restarted); `None`: nothing to try, it is reported failed.
+    fn repair(&self) -> Option<Change> {
         None
     }
 }

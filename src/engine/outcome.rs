@@ -4,6 +4,7 @@
 
 use super::apply::Schedule;
 use super::error::{HostError, NotApplied, StepError};
+use super::health::{Health, Verdict};
 use super::probe::{Facts, Finding};
 use super::report::{HostReport, ResourceResult, diff_text};
 use super::sections::{Framed, Note, SectionId};
@@ -22,7 +23,7 @@ pub fn planned(desired: &Desired, facts: &Facts, diff: bool) -> Vec<ResourceResu
                 Finding::Change(c) => (Status::Changed, c.what.clone(), c.diff.as_ref().filter(|_| diff).map(diff_text), None),
                 Finding::Failed(e) => (Status::Failed, vec![], None, Some(e.clone())),
             };
-            ResourceResult { id: step.resource.id(), status, changes, diff, error }
+            ResourceResult { id: step.resource.id(), status, changes, diff, error, health: None }
         })
         .collect();
     if let Some(first) = facts.findings.iter().position(|f| matches!(f, Finding::Failed(_))) {
@@ -35,7 +36,7 @@ pub fn planned(desired: &Desired, facts: &Facts, diff: bool) -> Vec<ResourceResu
 }
 
 fn handler_result(desired: &Desired, h: usize, status: Status, error: Option<StepError>) -> ResourceResult {
-    ResourceResult { id: format!("handler {}", desired.handlers[h].id), status, changes: vec![], diff: None, error }
+    ResourceResult { id: format!("handler {}", desired.handlers[h].id), status, changes: vec![], diff: None, error, health: None }
 }
 
 /// The report when no apply script runs (check mode, or nothing to do): the planned results and
@@ -132,4 +133,39 @@ pub fn applied(
         });
     }
     HostReport::new(host, results, lost.then_some(HostError::ApplyLost))
+}
+
+/// Records health verdicts (step index, verdict) on the results. A resource whose service does
+/// not work fails with the verdict's evidence when it was ok (with `fail_ok`) or changed (with
+/// `fail_changed`: after the apply); one that failed only for its health and is healthy now is
+/// back to ok or changed.
+pub fn with_health(results: &mut [ResourceResult], verdicts: &[(usize, Verdict)], fail_ok: bool, fail_changed: bool) {
+    for (i, v) in verdicts {
+        let Some(r) = results.get_mut(*i) else { continue };
+        r.health = Some(v.clone());
+        let unhealthy_before = matches!(r.error, Some(StepError::Unhealthy(_)));
+        let fails = match r.status {
+            Status::Ok => fail_ok,
+            Status::Changed => fail_changed,
+            Status::Failed => unhealthy_before,
+            Status::Skipped => false,
+        };
+        if v.is_ok() && unhealthy_before {
+            r.status = if r.changes.is_empty() { Status::Ok } else { Status::Changed };
+            r.error = None;
+        } else if !v.is_ok() && fails {
+            r.status = Status::Failed;
+            r.error = Some(StepError::Unhealthy(v.clone()));
+        }
+    }
+}
+
+/// The steps a verify re-checks: those with a check that neither failed to converge nor was
+/// skipped (an unhealthy one is checked again: the apply may have mended it).
+pub fn to_verify(results: &[ResourceResult], checks: &[(usize, Health)]) -> Vec<(usize, Health)> {
+    checks
+        .iter()
+        .filter(|(i, _)| results.get(*i).is_some_and(|r| r.error.is_none() || matches!(r.error, Some(StepError::Unhealthy(_)))))
+        .cloned()
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Gathering facts: one script that prints the current state of every resource of a host.
 
 use super::error::{HostError, StepError};
+use super::health::Verdict;
 use super::sections::{self, Framed, SectionId};
 use super::{Change, Desired};
 use crate::sh::{Cmd, Script};
@@ -40,6 +41,9 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
         sections::part(&mut s, nonce, &SectionId::Step(i), &step.resource.probe(), false);
         if let Some(d) = &step.deferred {
             sections::part(&mut s, nonce, &SectionId::Read(i), read_file_script(&d.reads()).as_str(), false);
+        }
+        if let Some(h) = step.resource.health().filter(|h| h.in_probe) {
+            sections::part(&mut s, nonce, &SectionId::Health(i), &h.probe_script(), false);
         }
     }
     let generation = Cmd::new("cat").arg(GENERATION_FILE).raw("2>/dev/null || true");
@@ -106,7 +110,7 @@ pub fn read_facts(desired: &Desired, framed: &Framed) -> Result<Facts, HostError
     }
     // Deferred steps' file reads were consumed by `resolve` before planning.
     let sections: Vec<&sections::Section> =
-        framed.sections.iter().filter(|s| !matches!(s.id, SectionId::Read(_) | SectionId::Generation)).collect();
+        framed.sections.iter().filter(|s| !matches!(s.id, SectionId::Read(_) | SectionId::Health(_) | SectionId::Generation)).collect();
     let (pending, steps) = match sections.split_last() {
         Some((last, steps)) if last.id == SectionId::Pending => (last, steps),
         _ => return Err(HostError::ProbeIncomplete),
@@ -135,6 +139,18 @@ pub fn read_facts(desired: &Desired, framed: &Framed) -> Result<Facts, HostError
         })
         .collect();
     Ok(Facts { findings, pending })
+}
+
+/// Each checked step's verdict in framed probe or verify output, by step index.
+pub fn verdicts(framed: &Framed) -> Vec<(usize, Verdict)> {
+    framed
+        .sections
+        .iter()
+        .filter_map(|s| match s.id {
+            SectionId::Health(i) => Some((i, Verdict::parse(s.rc, &s.body))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The apply mark the probe found (empty: none yet).

@@ -32,6 +32,11 @@ pub enum Event {
         /// Handlers due.
         handlers: usize,
     },
+    /// Waiting for the services to work after the changes.
+    Verifying {
+        /// Checks polled.
+        checks: usize,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -44,6 +49,7 @@ impl std::fmt::Display for Event {
                 write!(f, "uploading {files} file(s), {:.1} MB", *bytes as f64 / 1_000_000.0)
             }
             Event::Applying { steps, handlers } => write!(f, "applying {steps} change(s), {handlers} handler(s)"),
+            Event::Verifying { checks } => write!(f, "verifying {checks} service(s)"),
         }
     }
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::error::{HostError, StepError, serialize_display};
+use super::health::Verdict;
 use super::{Diff, Status};
 use crate::output::{self, Style, paint};
 
@@ -22,6 +23,10 @@ pub struct ResourceResult {
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_display")]
     pub error: Option<StepError>,
+    /// Whether its service works, for resources that declare a health check (the verify's
+    /// verdict after an apply that changed something, else the probe's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Verdict>,
 }
 
 /// The outcome for one host.

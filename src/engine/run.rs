@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::apply::{self, Schedule};
 use super::error::{HostError, NotApplied, StepError};
+use super::health::{self, Verdict};
 use super::outcome;
 use super::probe::{self, Finding};
 use super::progress::{Context, Event};
@@ -166,11 +167,24 @@ async fn after_probe<R: Remote>(
             facts.findings[*i] = Finding::Failed(e.clone());
         }
     }
-    let results = outcome::planned(desired, &facts, opts.diff);
+    let verdicts = probe::verdicts(&framed);
+    if !opts.check {
+        // An unhealthy service that is otherwise as desired gets one repair attempt (the
+        // verify then says whether it worked).
+        for (i, v) in &verdicts {
+            if let (false, Finding::Ok, Some(repair)) = (v.is_ok(), &facts.findings[*i], desired.steps[*i].resource.repair()) {
+                facts.findings[*i] = Finding::Change(repair);
+            }
+        }
+    }
+    let mut results = outcome::planned(desired, &facts, opts.diff);
+    let mut schedule = apply::schedule(desired, &facts);
+    // With changes due, the verify after them judges; a service down because of what is about
+    // to change is not reported failed by `plan` (its health still says so).
+    outcome::with_health(&mut results, &verdicts, schedule.is_empty(), false);
     for r in &results {
         tracing::debug!(host, resource = %r.id, status = ?r.status, changes = %r.changes.join(", "), "planned");
     }
-    let mut schedule = apply::schedule(desired, &facts);
     schedule.read_generation = Some(probe::generation(&framed));
     tracing::info!(host, steps = schedule.steps.len(), handlers = schedule.handlers.len(), "planned in {:.2?}", started.elapsed());
     let mut report = if opts.check || schedule.is_empty() {
@@ -178,9 +192,41 @@ async fn after_probe<R: Remote>(
     } else {
         apply_schedule(remote, host, desired, &facts.findings, &schedule, results, ctx).await
     };
+    if !opts.check && report.changed > 0 && report.error.is_none() && !ctx.cancel.is_cancelled() {
+        report = verify(remote, host, desired, report, ctx).await;
+    }
     finish_deferred(desired, resolved, &mut report, opts.check).await;
     super::announce::add_notes(desired, &framed, &mut report);
     report
+}
+
+/// After an apply that changed something: one round trip that polls every health check until
+/// the services work (or the deadline passes), and records the verdicts.
+async fn verify<R: Remote>(remote: &R, host: &str, desired: &Desired, report: HostReport, ctx: &Context) -> HostReport {
+    let checks = outcome::to_verify(&report.resources, &health::checked(desired));
+    if checks.is_empty() {
+        return report;
+    }
+    ctx.reporter.event(host, &Event::Verifying { checks: checks.len() });
+    let started = Instant::now();
+    let nonce = sections::nonce();
+    let script = health::verify_script(desired, &checks, &nonce);
+    trace_script(host, "verify", &script);
+    let verdicts = match remote.run(&script).await.map_err(HostError::from).and_then(|o| framed_output(&o, &nonce)) {
+        Ok(f) if f.done => probe::verdicts(&f),
+        Ok(_) => unverified(&checks, "the verify script did not finish"),
+        Err(e) => unverified(&checks, &e.to_string()),
+    };
+    tracing::info!(host, "verified in {:.2?}", started.elapsed());
+    let mut resources = report.resources;
+    outcome::with_health(&mut resources, &verdicts, true, true);
+    HostReport::new(host, resources, report.error)
+}
+
+/// Every check failed because the verify itself did not complete.
+fn unverified(checks: &[(usize, health::Health)], why: &str) -> Vec<(usize, Verdict)> {
+    let v = Verdict::Failed { why: format!("could not verify: {why}"), evidence: String::new() };
+    checks.iter().map(|(i, _)| (*i, v.clone())).collect()
 }
 
 /// Uploads what the changes need, then runs the apply script.

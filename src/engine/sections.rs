@@ -11,6 +11,8 @@ pub enum SectionId {
     Step(usize),
     /// The file a deferred step's probe reads: `d<step>`.
     Read(usize),
+    /// A step's health check, in the probe and the verify script: `k<step>`.
+    Health(usize),
     /// The handlers an earlier run owes: `pending`.
     Pending,
     /// The mark the last apply left on the host: `generation`.
@@ -31,6 +33,7 @@ impl std::fmt::Display for SectionId {
         match self {
             SectionId::Step(i) => write!(f, "r{i}"),
             SectionId::Read(i) => write!(f, "d{i}"),
+            SectionId::Health(i) => write!(f, "k{i}"),
             SectionId::Pending => f.write_str("pending"),
             SectionId::Generation => f.write_str("generation"),
             SectionId::Handler { handler, after } => write!(f, "h{handler}.{after}"),
@@ -47,6 +50,7 @@ impl From<&str> for SectionId {
             _ if s == "generation" => Some(SectionId::Generation),
             Some(("r", n)) => num(n).map(SectionId::Step),
             Some(("d", n)) => num(n).map(SectionId::Read),
+            Some(("k", n)) => num(n).map(SectionId::Health),
             Some(("h", rest)) => rest.split_once('.').and_then(|(h, a)| Some(SectionId::Handler { handler: num(h)?, after: num(a)? })),
             _ => None,
         };

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::error::{HostError, NotApplied, StepError};
+use super::health::{Health, Verdict};
 use super::progress::{Cancel, Context};
 use super::report::HostReport;
 use super::run::{Options, converge};
@@ -79,6 +80,7 @@ enum Call {
     Apply(String),
     Upload(String),
     Run(String),
+    Verify,
 }
 
 struct FakeHost {
@@ -87,11 +89,20 @@ struct FakeHost {
     uploads: Uploads,
     cancel: Cancel,
     calls: Mutex<Vec<Call>>,
+    /// What health checks print in the probe, then in the verify.
+    health: (&'static str, &'static str),
 }
 
 impl FakeHost {
     fn new(apply: Apply) -> Self {
-        FakeHost { pending: "", apply, uploads: Uploads::Succeed, cancel: Cancel::new(), calls: Mutex::new(vec![]) }
+        FakeHost {
+            pending: "",
+            apply,
+            uploads: Uploads::Succeed,
+            cancel: Cancel::new(),
+            calls: Mutex::new(vec![]),
+            health: ("health=ok", "health=ok"),
+        }
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -120,11 +131,23 @@ impl FakeHost {
         }
         let mut out = String::new();
         let mut section = |id: &str, rc: i32, body: &str| out.push_str(&format!("@@{nonce} begin {id}\n{body}\n@@{nonce} end {id} {rc}\n"));
+        if script.contains("while :; do") {
+            self.record(Call::Verify);
+            for (id, _) in &parts {
+                section(id, 0, self.health.1);
+            }
+            out.push_str(&format!("@@{nonce} done\n"));
+            return Output { status: Some(0), stdout: out.into_bytes(), stderr: vec![] };
+        }
         let probe = parts.iter().any(|(id, _)| id == "pending");
         if probe {
             self.record(Call::Probe);
             for (id, body) in &parts {
-                let text = if id == "pending" { self.pending } else { body.strip_prefix("echo ").unwrap_or("") };
+                let text = match id.as_str() {
+                    "pending" => self.pending,
+                    k if k.starts_with('k') => self.health.0,
+                    _ => body.strip_prefix("echo ").unwrap_or(""),
+                };
                 section(id, 0, text);
             }
             out.push_str(&format!("@@{nonce} done\n"));
@@ -185,10 +208,14 @@ fn three_changes() -> Desired {
     d
 }
 
-fn run(host: &FakeHost, mut desired: Desired) -> HostReport {
+fn run(host: &FakeHost, desired: Desired) -> HostReport {
+    run_mode(host, desired, false)
+}
+
+fn run_mode(host: &FakeHost, mut desired: Desired, check: bool) -> HostReport {
     let ctx = Context { cancel: host.cancel.clone(), ..Context::default() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(converge(host, "h", &mut desired, Options { check: false, diff: false, forks: 1 }, &ctx))
+    rt.block_on(converge(host, "h", &mut desired, Options { check, diff: false, forks: 1 }, &ctx))
 }
 
 fn statuses(r: &HostReport) -> Vec<(String, Status, Option<String>)> {
@@ -375,4 +402,81 @@ fn a_host_another_run_applied_to_since_the_probe_is_left_alone() {
     let lock = script.lines().position(|l| l.starts_with("flock -n 9")).unwrap();
     assert!(lock < check, "checked under the lock");
     assert!(script.lines().any(|l| l == "seen=''"), "the probe found no mark: {script}");
+}
+
+/// A service as configured whose health the fake host decides; a restart is its repair.
+#[derive(Debug)]
+struct Service(&'static str);
+
+impl Resource for Service {
+    fn id(&self) -> String {
+        self.0.into()
+    }
+    fn probe(&self) -> String {
+        "echo ok".into()
+    }
+    fn plan(&self, state: &str) -> Result<Option<Change>, String> {
+        Fake::plan(&fake(self.0, "ok"), state)
+    }
+    fn health(&self) -> Option<Health> {
+        Some(Health::new("check it").evidence("show its log"))
+    }
+    fn repair(&self) -> Option<Change> {
+        Some(Change::new(vec!["restarted (unhealthy)".into()], "restart it".into()))
+    }
+}
+
+const CRASHING: &str = "health=failed\nwhy=the container is restarting\n--\ndockerd: unknown flag --bogus";
+
+fn one_service(state: &'static str) -> Desired {
+    Desired { steps: vec![Step::new(fake("config", state)), Step::new(Service("container dind"))], ..Desired::default() }
+}
+
+#[test]
+fn plan_reports_an_unhealthy_service_with_its_log_and_changes_nothing() {
+    let mut host = FakeHost::new(Apply::Done);
+    host.health = (CRASHING, "health=ok");
+    let r = run_mode(&host, one_service("ok"), true);
+    assert_eq!(host.calls(), [Call::Probe]);
+    assert_eq!(r.failed, 1, "{r:?}");
+    let e = r.resources[1].error.as_ref().unwrap().to_string();
+    assert_eq!(e, "unhealthy: the container is restarting\ndockerd: unknown flag --bogus");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["resources"][1]["health"]["status"], "failed");
+    assert_eq!(json["resources"][1]["health"]["evidence"], "dockerd: unknown flag --bogus");
+    assert!(json["resources"][0].get("health").is_none(), "no check, no health field");
+}
+
+#[test]
+fn apply_restarts_an_unhealthy_service_once_and_the_verify_judges() {
+    let mut host = FakeHost::new(Apply::Done);
+    host.health = (CRASHING, "health=ok\nrestarts=0");
+    let r = run(&host, one_service("ok"));
+    assert!(matches!(host.calls()[..], [Call::Probe, Call::Apply(_), Call::Verify]), "{:?}", host.calls());
+    assert_eq!(statuses(&r)[1], ("container dind".into(), Status::Changed, None));
+    assert_eq!(r.resources[1].changes, ["restarted (unhealthy)"]);
+    assert_eq!(r.resources[1].health, Some(Verdict::Ok));
+    // Still crashing after the restart: failed, with the verify's evidence.
+    host.health = (CRASHING, CRASHING);
+    host.calls.lock().unwrap().clear();
+    let r = run(&host, one_service("ok"));
+    assert_eq!(r.failed, 1);
+    assert!(r.resources[1].error.as_ref().unwrap().to_string().contains("unknown flag --bogus"));
+}
+
+#[test]
+fn a_change_is_verified_and_a_healthy_no_op_costs_no_extra_round_trip() {
+    let mut host = FakeHost::new(Apply::Done);
+    host.health = ("health=failed\nwhy=not created yet", CRASHING);
+    // The service is down because of what is about to change: plan says what changes.
+    let r = run_mode(&host, one_service("old"), true);
+    assert_eq!((r.changed, r.failed), (1, 0), "{r:?}");
+    host.calls.lock().unwrap().clear();
+    let r = run(&host, one_service("old"));
+    assert!(matches!(host.calls()[..], [Call::Probe, Call::Apply(_), Call::Verify]), "{:?}", host.calls());
+    assert_eq!((r.changed, r.failed), (1, 1), "the config changed, the service it broke failed: {r:?}");
+    let host = FakeHost::new(Apply::Done);
+    let r = run(&host, one_service("ok"));
+    assert_eq!(host.calls(), [Call::Probe]);
+    assert_eq!((r.ok, r.resources[1].health.clone()), (2, Some(Verdict::Ok)));
 }

@@ -2,6 +2,7 @@
 //! service or timer.
 
 use super::file::File;
+use crate::engine::health::Health;
 use crate::engine::{Change, Desired, Resource, Step};
 use crate::sh::{Cmd, Kv, Script};
 
@@ -184,11 +185,62 @@ impl Resource for Service {
         full.append(&script);
         Ok((!what.is_empty()).then(|| Change { what, diff: None, script: full.into_string(), uploads: vec![] }))
     }
+    /// A unit that should run is active (a timer also has a next elapse time), checked after an
+    /// apply only: the probe already reads its active state, and the plan starts it when it is
+    /// not. Its journal's tail is the evidence.
+    fn health(&self) -> Option<Health> {
+        if self.active != Some(true) {
+            return None;
+        }
+        let timer = self.unit.ends_with(".timer");
+        let show = Cmd::new("systemctl").args(["show", "-p", "ActiveState", "-p", "SubState"]);
+        let show = if timer { show.args(["-p", "NextElapseUSecRealtime", "-p", "NextElapseUSecMonotonic"]) } else { show };
+        let awk = Cmd::new("awk").args(["-F=", "-v", if timer { "timer=1" } else { "timer=0" }]).arg(HEALTH_AWK);
+        let journal = Cmd::new("journalctl").args(["-n", "8", "--no-pager", "-o", "cat", "-u"]).arg(&self.unit);
+        Some(Health::new(format!("{} | {awk}", show.end_of_options().arg(&self.unit).render())).evidence(journal.render()).verify_only())
+    }
 }
+
+/// awk judging a unit from `systemctl show` (`timer`: it must also have a next elapse time).
+const HEALTH_AWK: &str = r#"{ v[$1] = substr($0, length($1) + 2) }
+END {
+  next_at = v["NextElapseUSecRealtime"]; if (next_at == "" || next_at == "0") next_at = v["NextElapseUSecMonotonic"]
+  if (next_at == "infinity" || next_at == "0") next_at = ""
+  if (v["ActiveState"] != "active") { print "health=failed"; print "why=it is " v["ActiveState"] " (" v["SubState"] ")" }
+  else if (timer && next_at == "") { print "health=failed"; print "why=the timer is active but has no next elapse time" }
+  else { print "health=ok"; print "state=" v["ActiveState"] "/" v["SubState"] }
+}"#;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_is_active_and_for_a_timer_a_next_elapse() {
+        let h = Service::running("docker.service").health().unwrap();
+        assert!(!h.in_probe, "the probe's active state stands for it");
+        assert!(h.script.starts_with("systemctl show -p ActiveState -p SubState -- docker.service | awk -F= -v timer=0"), "{}", h.script);
+        assert_eq!(h.evidence.as_deref(), Some("journalctl -n 8 --no-pager -o cat -u docker.service"));
+        assert!(Service::stopped("x.service").health().is_none());
+        let judge = |timer: &str, input: &str| {
+            use std::io::Write;
+            let mut c = std::process::Command::new("awk")
+                .args(["-F=", "-v", timer, HEALTH_AWK])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+        };
+        assert_eq!(judge("timer=0", "ActiveState=active\nSubState=running\n"), "health=ok\nstate=active/running\n");
+        assert_eq!(judge("timer=0", "ActiveState=failed\nSubState=failed\n"), "health=failed\nwhy=it is failed (failed)\n");
+        let timer =
+            "ActiveState=active\nSubState=waiting\nNextElapseUSecRealtime=Tue 2026-11-24 03:00:00 UTC\nNextElapseUSecMonotonic=infinity\n";
+        assert!(judge("timer=1", timer).starts_with("health=ok"));
+        let none = "ActiveState=active\nSubState=elapsed\nNextElapseUSecRealtime=\nNextElapseUSecMonotonic=infinity\n";
+        assert!(judge("timer=1", none).contains("no next elapse time"));
+    }
 
     #[test]
     fn plans_enable_and_start() {

@@ -9,12 +9,18 @@ use crate::vars::schema::{Kind, VarSpec};
 
 /// Defaults of the shared settings (YAML, lowest precedence, as shown in the README).
 pub const DEFAULTS: &str = "image_archives: {}\n\
-                            docker_client_cert_path: /etc/gitlab-runner/docker-certs\n";
+                            docker_client_cert_path: /etc/gitlab-runner/docker-certs\n\
+                            restart_drain_timeout: 1800\n";
 
 /// Types of the shared settings.
 pub const SPECS: &[VarSpec] = &[
     VarSpec { name: "image_archives", kind: Kind::Map, doc: "image reference → local `docker save` tar, loaded instead of pulled" },
     VarSpec { name: "docker_client_cert_path", kind: Kind::Str, doc: "directory for ca.pem, cert.pem and key.pem of the docker client" },
+    VarSpec {
+        name: "restart_drain_timeout",
+        kind: Kind::Int { min: 0, max: 86400 },
+        doc: "seconds a docker restart without live-restore, or a dind recreation, waits for runner-* job containers (default 1800; 0: at once)",
+    },
     VarSpec {
         name: "certs_dir",
         kind: Kind::Str,
@@ -40,4 +46,6 @@ pub struct CommonVars {
     pub image_archives: BTreeMap<String, String>,
     /// Directory of the docker client's `ca.pem`, `cert.pem`, `key.pem`.
     pub docker_client_cert_path: String,
+    /// Seconds a restart or a dind recreation waits for job containers (0: at once).
+    pub restart_drain_timeout: u32,
 }

@@ -16,9 +16,6 @@ use crate::sh;
 use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
 
-/// Seconds a dind recreation waits for jobs when `restart_drain_timeout` is not set.
-const DEFAULT_DRAIN_TIMEOUT: u64 = 1800;
-
 /// The dind role.
 pub const ROLE: Role = Role {
     name: "dind",
@@ -96,11 +93,13 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     c.volumes = vec![format!("{}:/var/lib/docker", v.dind_storage_volume), format!("{socket_dir}:{DIND_DIR_IN_CONTAINER}")];
     c.privilege = if v.dind_privileged { Privilege::Privileged } else { Privilege::AllCapsExcept(v.dind_cap_drop.clone()) };
     c.stop_timeout = 30;
-    // Recreating dind stops every build inside it: wait for the jobs first (docker_tls's
+    // Recreating dind stops every build inside it: wait for the jobs first (the shared
     // restart_drain_timeout, which --force-restart sets to 0).
-    let timeout = ctx.host().vars.get("restart_drain_timeout").and_then(|r| r.value.as_u64()).unwrap_or(DEFAULT_DRAIN_TIMEOUT);
-    let drain = super::drain::drain_script("dind", DIND_DIR_IN_CONTAINER, timeout);
+    let drain = super::drain::drain_script("dind", DIND_DIR_IN_CONTAINER, ctx.facts.common.restart_drain_timeout.into());
     desired.steps.push(Step::new(super::drain::Drained { inner: c, drain }));
+    let engine = DindEngine { host_socket_dir: socket_dir.clone() };
+    let logs = Daemon::default().docker().args(["logs", "--tail", "8"]).end_of_options().arg(DIND_CONTAINER);
+    desired.steps.push(super::checks::engine("dind engine", &engine.host_socket(), ctx.topology().mirror.as_deref(), logs));
     Ok(())
 }
 

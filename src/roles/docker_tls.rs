@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::owned::{ConfigFormat, DockerEndpoint, Owned};
 use super::topology::{CI_SOCKET, CI_UNIT, HOST_SOCKET, HOST_UNIT, HostFacts};
-use super::{Role, RoleContext, typed};
+use super::{Role, RoleContext, checks, typed};
 use crate::engine::{Desired, Step};
 use crate::error::InputError;
 use crate::net::Cidr;
@@ -44,8 +44,7 @@ pub const ROLE: Role = Role {
                docker_ci_daemon: false\n\
                docker_ci_bridge: docker-ci0\n\
                docker_ci_bridge_cidr: 172.30.0.1/16\n\
-               docker_ci_data_root: /var/lib/docker-ci\n\
-               restart_drain_timeout: 1800\n",
+               docker_ci_data_root: /var/lib/docker-ci\n",
     specs: SPECS,
     build,
     owns,
@@ -74,11 +73,6 @@ const SPECS: &[VarSpec] = &[
         doc: "gateway address/prefix of the CI bridge; must not overlap docker0 or the host's networks",
     },
     VarSpec { name: "docker_ci_data_root", kind: Kind::Str, doc: "data root of the CI daemon (kept when the daemon is removed)" },
-    VarSpec {
-        name: "restart_drain_timeout",
-        kind: Kind::Int { min: 0, max: 86400 },
-        doc: "seconds a daemon restart that would stop job containers (no live-restore yet) waits for runner-* containers (default 1800; 0: restart at once)",
-    },
 ];
 
 /// The docker_tls role's vars.
@@ -104,8 +98,6 @@ pub struct Vars {
     pub docker_ci_bridge_cidr: String,
     /// The CI daemon's data root.
     pub docker_ci_data_root: String,
-    /// Seconds a restart waits for job containers (0: none).
-    pub restart_drain_timeout: u32,
 }
 
 impl Vars {
@@ -140,7 +132,7 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     if ctx.topology().ci_daemon && ctx.topology().dind.is_some() {
         jobs_on.push(Daemon { host: Some(format!("unix://{CI_SOCKET}")) });
     }
-    let restart = drain_script(&Daemon::default(), &jobs_on, HOST_UNIT, v.restart_drain_timeout)
+    let restart = drain_script(&Daemon::default(), &jobs_on, HOST_UNIT, ctx.facts.common.restart_drain_timeout)
         + &restart_or_restore_script(HOST_UNIT, &[DAEMON_JSON, DROP_IN]);
     desired.handler(RESTART_DOCKER, &restart);
     // Read while probing, so the report says what the restart affects.
@@ -171,7 +163,14 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let step = unit_file_from(desired, File::new(DROP_IN, dropin).keep_previous()).notify(RESTART_DOCKER);
     desired.steps.push(step);
     desired.steps.push(Step::new(Service::running(HOST_UNIT)));
-    if ci { ci_daemon(ctx, v, desired) } else { Ok(()) }
+    let mirror = ctx.topology().mirror.as_deref();
+    desired.steps.push(checks::engine("docker engine", HOST_SOCKET, mirror, checks::journal(HOST_UNIT)));
+    if ci {
+        ci_daemon(ctx, v, desired)?;
+    }
+    let unit = ctx.topology().build_unit();
+    desired.steps.push(checks::tls(&v.docker_tls_bind, v.docker_tls_port, &format!("{}/ca.pem", v.docker_tls_dir), unit));
+    Ok(())
 }
 
 /// The dedicated CI daemon: own bridge, data root, exec root, pidfile and socket; it takes the
@@ -187,7 +186,7 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     let ci = Daemon { host: Some(format!("unix://{CI_SOCKET}")) };
     desired.handler(
         RESTART_DOCKER_CI,
-        &(drain_script(&ci, std::slice::from_ref(&ci), CI_UNIT, v.restart_drain_timeout) + &restart_script(CI_UNIT, false)),
+        &(drain_script(&ci, std::slice::from_ref(&ci), CI_UNIT, ctx.facts.common.restart_drain_timeout) + &restart_script(CI_UNIT, false)),
     );
     desired.steps.push(Step::new(Workload { daemon: ci.clone(), unit: CI_UNIT.into(), handler: RESTART_DOCKER_CI.into() }));
     desired.steps.push(Step::new(Directory::new("/etc/docker-ci")));
@@ -198,6 +197,7 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     let step = unit_file(desired, CI_UNIT, unit).notify(RESTART_DOCKER_CI);
     desired.steps.push(step);
     desired.steps.push(Step::new(Service::running(CI_UNIT)));
+    desired.steps.push(checks::engine("CI daemon", CI_SOCKET, ctx.topology().mirror.as_deref(), checks::journal(CI_UNIT)));
     Ok(())
 }
 

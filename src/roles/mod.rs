@@ -8,6 +8,7 @@
 //! layout is derived once ([`topology::DockerTopology`]), and other hosts are read through the
 //! run's [`topology::Fleet`]. Roles also say what they own ([`owned::Owned`]) for `debug`.
 
+pub mod checks;
 pub mod cleanup;
 pub mod common;
 pub mod dind;

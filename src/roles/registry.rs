@@ -171,6 +171,12 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     c.ports = vec![format!("{bind}:{}:5000", v.registry_port)];
     c.labels.insert("io.provision.config".into(), config_fingerprint(v));
     desired.steps.push(Step::new(c));
+    let reach = match bind.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        "[::]" => "[::1]",
+        b => b,
+    };
+    desired.steps.push(super::checks::registry(reach, v.registry_port, CONTAINER));
     Ok(())
 }
 

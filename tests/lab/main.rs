@@ -20,6 +20,7 @@ mod engine_resources;
 mod engines;
 mod faults;
 mod fleeting;
+mod health;
 mod interruptions;
 mod packages;
 mod registry_cache;

@@ -1,0 +1,105 @@
+//! The roles' health checks of what no single resource owns: a docker engine answering on its
+//! socket (with the host's registry cache as its mirror), the TLS port refusing a client
+//! without a certificate, the registry cache answering `/v2/`. Each reads through `curl` when
+//! the host has it (a few ms), else through the docker CLI or openssl.
+
+use crate::engine::Step;
+use crate::engine::health::{Check, Health, THOROUGH_VAR};
+use crate::sh::{Cmd, Script};
+
+/// A docker engine answers on `socket` and, when `mirror` is given, uses it as a registry
+/// mirror. `logs` prints the engine's log (its container's or its unit's).
+pub fn engine(what: &str, socket: &str, mirror: Option<&str>, logs: Cmd) -> Step {
+    let mut s = Script::new();
+    s.set("s", socket).set("m", mirror.unwrap_or(""));
+    // The mirror only changes with the daemon's config, and any such change is verified: the
+    // probe asks the cheap `/_ping` (or, without curl, whether the socket is there), the verify
+    // (`PROVISION_THOROUGH`) asks `/info`, which lists the mirrors and costs the daemon more.
+    s.line(&format!(
+        "if [ -z \"${{{THOROUGH_VAR}:-}}\" ]; then m=''; fi\n\
+         if command -v curl >/dev/null 2>&1; then\n\
+         if [ -n \"$m\" ]; then info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/info); else info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/_ping); fi\n\
+         elif [ -n \"$m\" ]; then info=$(docker --host=\"unix://$s\" info --format '{{{{json .RegistryConfig.Mirrors}}}}' 2>/dev/null)\n\
+         elif [ -n \"${{{THOROUGH_VAR}:-}}\" ]; then info=$(docker --host=\"unix://$s\" version --format '{{{{.Server.Version}}}}' 2>/dev/null)\n\
+         elif [ -S \"$s\" ]; then info=socket; else info=''; fi\n\
+         if [ -z \"$info\" ]; then printf 'health=failed\\nwhy=the engine does not answer on %s\\n' \"$s\"; exit 0; fi\n\
+         if [ -n \"$m\" ]; then case \"$info\" in *\"\\\"$m\\\"\"*|*\"\\\"$m/\\\"\"*) ;; *) printf 'health=failed\\nwhy=its registry mirror is not %s\\n' \"$m\"; exit 0 ;; esac; fi\n\
+         echo health=ok"
+    ));
+    Step::new(Check { what: what.to_string(), health: Health::new(s.into_string()).evidence(logs.render()) })
+}
+
+/// The last lines of `unit`'s journal.
+pub fn journal(unit: &str) -> Cmd {
+    Cmd::new("journalctl").args(["-n", "8", "--no-pager", "-o", "cat", "-u"]).arg(unit)
+}
+
+/// The TLS port answers a TLS handshake verified with `ca` and refuses a client without a
+/// certificate (the host holds no client key, and needs none for this). `unit` holds the port.
+pub fn tls(address: &str, port: u16, ca: &str, unit: &str) -> Step {
+    let target = if matches!(address, "" | "0.0.0.0" | "::") { "127.0.0.1" } else { address };
+    let mut s = Script::new();
+    s.set("a", target).set("p", &port.to_string()).set("ca", ca);
+    s.line(
+        "if command -v curl >/dev/null 2>&1; then\n\
+         curl -s -o /dev/null --max-time 5 --cacert \"$ca\" \"https://$a:$p/version\"; rc=$?\n\
+         case $rc in\n\
+         35|56) echo health=ok ;;\n\
+         0) printf 'health=failed\\nwhy=port %s answers without a client certificate\\n' \"$p\" ;;\n\
+         7) printf 'health=failed\\nwhy=nothing listens on %s:%s\\n' \"$a\" \"$p\" ;;\n\
+         60|77|51) printf 'health=failed\\nwhy=the certificate on port %s is not one %s signed\\n' \"$p\" \"$ca\" ;;\n\
+         *) printf 'health=failed\\nwhy=no TLS answer on %s:%s (curl exit %s)\\n' \"$a\" \"$p\" \"$rc\" ;;\n\
+         esac\n\
+         else\n\
+         out=$(openssl s_client -connect \"$a:$p\" -CAfile \"$ca\" -verify_return_error </dev/null 2>&1)\n\
+         case \"$out\" in\n\
+         *'Verify return code: 0 (ok)'*) echo health=ok ;;\n\
+         *) printf 'health=failed\\nwhy=no verified TLS handshake on %s:%s\\n' \"$a\" \"$p\" ;;\n\
+         esac\n\
+         fi",
+    );
+    Step::new(Check { what: format!("docker TLS on port {port}"), health: Health::new(s.into_string()).evidence(journal(unit).render()) })
+}
+
+/// The registry cache answers `/v2/` on `address:port` (200, or 401 with auth).
+pub fn registry(address: &str, port: u16, container: &str) -> Step {
+    let mut s = Script::new();
+    s.set("u", &format!("http://{address}:{port}/v2/")).set("c", container);
+    s.line(
+        "if command -v curl >/dev/null 2>&1; then code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' \"$u\")\n\
+         else code=$(docker exec \"$c\" wget -q -S -O /dev/null http://127.0.0.1:5000/v2/ 2>&1 | awk '/HTTP\\// { print $2; exit }'); fi\n\
+         case \"$code\" in\n\
+         200|401) echo health=ok ;;\n\
+         *) printf 'health=failed\\nwhy=%s answered %s\\n' \"$u\" \"${code:-nothing}\" ;;\n\
+         esac",
+    );
+    let logs = Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(container);
+    Step::new(Check { what: format!("registry cache on port {port}"), health: Health::new(s.into_string()).evidence(logs.render()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(step: &Step, path: &str) -> String {
+        let h = step.resource.health().unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(&h.script).env("PATH", path).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn checks_say_what_does_not_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine("dind engine", &dir.path().join("none.sock").display().to_string(), Some("http://10.0.0.5:5000"), Cmd::new("true"));
+        assert_eq!(e.resource.id(), "check dind engine");
+        let out = run(&e, "/usr/bin:/bin");
+        assert!(out.starts_with("health=failed\nwhy=the engine does not answer on "), "{out}");
+        let r = registry("127.0.0.1", 1, "registry-cache");
+        let out = run(&r, "/usr/bin:/bin");
+        assert!(out.starts_with("health=failed\nwhy=http://127.0.0.1:1/v2/ answered "), "{out}");
+        let t = tls("0.0.0.0", 1, "/nonexistent/ca.pem", "docker.service");
+        let out = run(&t, "/usr/bin:/bin");
+        assert!(out.starts_with("health=failed\nwhy="), "{out}");
+        assert!(t.resource.health().unwrap().script.contains("a=127.0.0.1"), "a wildcard bind is checked on loopback");
+    }
+}
