@@ -14,7 +14,8 @@ use serde_json::{Value as Json, json};
 
 const CORPUS: &str = "tests/fixtures/ansible";
 
-/// The venv's bin directory, with ansible-core installed (once, whichever test asks first).
+/// The venv's bin directory, with ansible-core installed (once, whichever test asks first), and
+/// passlib, which Ansible's `password_hash` needs.
 fn ansible_bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(install_ansible).clone()
@@ -23,7 +24,8 @@ fn ansible_bin() -> PathBuf {
 fn install_ansible() -> PathBuf {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ansible-venv");
     let bin = venv.join("bin");
-    if bin.join("ansible-inventory").exists() {
+    let has_passlib = || Command::new(bin.join("python")).args(["-c", "import passlib.hash"]).status().is_ok_and(|s| s.success());
+    if bin.join("ansible-inventory").exists() && has_passlib() {
         return bin;
     }
     let venv_ok = || Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success());
@@ -32,8 +34,8 @@ fn install_ansible() -> PathBuf {
         let _ = Command::new("apt-get").args(["install", "-y", "-q", "python3-venv"]).env("DEBIAN_FRONTEND", "noninteractive").status();
         assert!(venv_ok(), "python3 -m venv failed");
     }
-    let ok = Command::new(bin.join("pip")).args(["install", "-q", "ansible-core"]).status().is_ok_and(|s| s.success());
-    assert!(ok, "pip install ansible-core failed");
+    let ok = Command::new(bin.join("pip")).args(["install", "-q", "ansible-core", "passlib"]).status().is_ok_and(|s| s.success());
+    assert!(ok, "pip install ansible-core passlib failed");
     bin
 }
 

@@ -1,5 +1,5 @@
 //! Ansible's filters as Ansible renders them: JSON as Python's `json.dumps` writes it, and the
-//! dictionary, regex, hash and ternary filters users reach for in vars.
+//! dictionary, regex, hash, password_hash and ternary filters users reach for in vars.
 
 use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, Error, ErrorKind};
@@ -30,6 +30,7 @@ pub fn register(env: &mut Environment<'static>) {
     });
     env.add_filter("regex_replace", regex_replace);
     env.add_filter("hash", hash);
+    env.add_filter("password_hash", password_hash);
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -227,6 +228,117 @@ fn hash(v: Value, algo: Option<String>) -> Result<String, Error> {
     })
 }
 
+/// The crypt alphabet: SHA-crypt salts and hashes are written in it.
+const CRYPT64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Ansible's `password_hash(hashtype='sha512', salt=None, salt_size=None, rounds=None,
+/// ident=None)` for the SHA-crypt types, as Ansible computes it through passlib: without
+/// `rounds` it uses its own defaults (656000 for sha512, 535000 for sha256), and the output
+/// names the rounds (`$6$rounds=656000$salt$...`) except for crypt's implicit 5000
+/// (`$6$salt$...`); the salt is at most 16 characters of the crypt alphabet; without a salt a
+/// random one is drawn (16 characters of the same alphabet, or `salt_size`). md5 and blowfish
+/// (bcrypt), which Ansible also has, are refused.
+fn password_hash(v: Value, args: minijinja::value::Rest<Value>, kw: Kwargs) -> Result<String, Error> {
+    const NAMES: [&str; 5] = ["hashtype", "salt", "salt_size", "rounds", "ident"];
+    if args.len() > NAMES.len() {
+        return Err(bad("password_hash takes at most 5 arguments (hashtype, salt, salt_size, rounds, ident)"));
+    }
+    let mut given: [Option<Value>; 5] = Default::default();
+    for (slot, a) in given.iter_mut().zip(args.iter()) {
+        *slot = Some(a.clone());
+    }
+    for (i, name) in NAMES.iter().enumerate() {
+        if let Some(k) = kw.get::<Option<Value>>(name)? {
+            if given[i].is_some() {
+                return Err(bad(format!("password_hash: `{name}` is given twice")));
+            }
+            given[i] = Some(k);
+        }
+    }
+    kw.assert_all_used()?;
+    // Python's truthiness: Ansible passes on only the arguments that are set and not empty/zero.
+    let [hashtype, salt, salt_size, rounds, _ident] = given.map(|a| a.filter(|a| a.is_true()));
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let int = |v: &Value, name: &str| -> Result<i64, Error> {
+        i64::try_from(v.clone())
+            .ok()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| bad(format!("password_hash: `{name}` must be an integer, not {v}")))
+    };
+    let Some(password) = v.as_str() else {
+        return Err(bad(format!("password_hash: the password must be a string, not {}", v.kind())));
+    };
+    let hashtype = hashtype.map_or_else(|| "sha512".to_string(), |h| text(&h));
+    let (id, default_rounds) = match hashtype.as_str() {
+        "sha512" | "sha512_crypt" => ("6", 656_000),
+        "sha256" | "sha256_crypt" => ("5", 535_000),
+        "md5" | "md5_crypt" | "blowfish" | "bcrypt" => {
+            return Err(bad(format!("password_hash: hash type `{hashtype}` is not supported by provision (use sha512 or sha256)")));
+        }
+        other => {
+            return Err(bad(format!("password_hash: unknown hash type `{other}` (supported: sha512, sha256)")));
+        }
+    };
+    let salt = match salt {
+        Some(s) => {
+            let s = text(&s);
+            if s.len() > 16 {
+                return Err(bad(format!("password_hash: salt too large ({} characters, at most 16)", s.len())));
+            }
+            if !s.bytes().all(|b| CRYPT64.contains(&b)) {
+                return Err(bad(format!("password_hash: invalid characters in salt `{s}` (allowed: a-z A-Z 0-9 . /)")));
+            }
+            s
+        }
+        None => {
+            let size = match salt_size {
+                Some(n) => usize::try_from(int(&n, "salt_size")?)
+                    .ok()
+                    .filter(|n| *n <= 16)
+                    .ok_or_else(|| bad(format!("password_hash: salt_size must be between 0 and 16, not {n}")))?,
+                None => 16,
+            };
+            // 256 is a multiple of 64: every character is equally likely.
+            rand::random::<[u8; 16]>()[..size].iter().map(|b| CRYPT64[usize::from(b % 64)] as char).collect()
+        }
+    };
+    let rounds = match rounds {
+        Some(r) => int(&r, "rounds")?,
+        None => default_rounds,
+    };
+    let params = u32::try_from(rounds)
+        .ok()
+        .and_then(|r| sha_crypt::Params::new(r).ok())
+        .ok_or_else(|| bad(format!("password_hash: rounds must be between 1000 and 999999999, not {rounds}")))?;
+    let (pw, sa) = (password.as_bytes(), salt.as_bytes());
+    let encoded = if id == "6" {
+        const ORDER: [usize; 64] = [
+            42, 21, 0, 1, 43, 22, 23, 2, 44, 45, 24, 3, 4, 46, 25, 26, 5, 47, 48, 27, 6, 7, 49, 28, 29, 8, 50, 51, 30, 9, 10, 52, 31, 32,
+            11, 53, 54, 33, 12, 13, 55, 34, 35, 14, 56, 57, 36, 15, 16, 58, 37, 38, 17, 59, 60, 39, 18, 19, 61, 40, 41, 20, 62, 63,
+        ];
+        crypt64(&sha_crypt::sha512_crypt(pw, sa, params), &ORDER)
+    } else {
+        const ORDER: [usize; 32] =
+            [20, 10, 0, 11, 1, 21, 2, 22, 12, 23, 13, 3, 14, 4, 24, 5, 25, 15, 26, 16, 6, 17, 7, 27, 8, 28, 18, 29, 19, 9, 30, 31];
+        crypt64(&sha_crypt::sha256_crypt(pw, sa, params), &ORDER)
+    };
+    let rounds = if rounds == 5000 { String::new() } else { format!("rounds={rounds}$") };
+    Ok(format!("${id}${rounds}{salt}${encoded}"))
+}
+
+/// SHA-crypt's encoding of a digest: its bytes taken in `order`, three at a time, each group
+/// written as 6-bit crypt characters from the low bits up.
+fn crypt64(digest: &[u8], order: &[usize]) -> String {
+    let mut out = String::new();
+    for chunk in order.chunks(3) {
+        let w = chunk.iter().enumerate().fold(0u32, |w, (i, &at)| w | u32::from(digest[at]) << (8 * i));
+        for k in 0..=chunk.len() {
+            out.push(CRYPT64[(w >> (6 * k)) as usize & 63] as char);
+        }
+    }
+    out
+}
+
 /// `yaml.dump` as Ansible's `to_yaml` (flow style for collections of scalars) and
 /// `to_nice_yaml` (block style, 4-space indent) call it: sorted keys, Unicode kept. Long lines
 /// are not folded at 80 columns as PyYAML does.
@@ -343,6 +455,68 @@ fn block(out: &mut String, v: &Json, depth: usize, indent: usize, nice: bool) {
 mod tests {
     use super::{py_json, py_yaml};
     use serde_json::json;
+
+    fn render(src: &str) -> Result<String, minijinja::Error> {
+        crate::vars::template::environment(std::path::Path::new(".")).render_str(src, minijinja::context! {})
+    }
+
+    #[test]
+    fn password_hash_is_what_ansible_writes() {
+        // Values from ansible-core 2.19 with passlib 1.7.4.
+        assert_eq!(
+            render("{{ 'secret' | password_hash('sha512', 'mysalt', rounds=10000) }}").unwrap(),
+            "$6$rounds=10000$mysalt$9XTP7570fxVN/uTspSrH6kRPdR4KKGzGz7.TmJjDYGrKSwZuavW/3YaLur8JX6WP75Czcxa.megIO0lKreY0R."
+        );
+        assert_eq!(
+            render("{{ 'secret' | password_hash('sha512', 'mysalt', rounds=5000) }}").unwrap(),
+            "$6$mysalt$UX6P1VKOf6dr0s2pg4pLNvIUB6hLXvP6M5f/Yj9hJgMPdAJ4oArvk5YUD9/XWtk1JOpVwt/JTsczMJr8sFVML1",
+            "crypt's implicit 5000 rounds are not written"
+        );
+        assert_eq!(
+            render("{{ 'secret' | password_hash('sha256', 'mysalt', rounds=5000) }}").unwrap(),
+            "$5$mysalt$I2SNajjJ3Gc5gIR/tkrLOGngF8wqv59buJCqxh.o9s8"
+        );
+        // The glibc test vectors (salt longer than 16 is refused, as passlib does).
+        assert_eq!(
+            render("{{ 'Hello world!' | password_hash('sha256', salt='saltstring', rounds=5000) }}").unwrap(),
+            "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"
+        );
+        assert_eq!(
+            render("{{ 'Hello world!' | password_hash('sha512_crypt', 'saltstring', rounds=5000) }}").unwrap(),
+            "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+        );
+    }
+
+    #[test]
+    fn password_hash_defaults_and_errors() {
+        // Ansible's default rounds are written out; a missing salt is a random one.
+        assert!(render("{{ 'secret' | password_hash('sha256', 'mysalt') }}").unwrap().starts_with("$5$rounds=535000$mysalt$"));
+        for (src, id) in
+            [("{{ 'secret' | password_hash(rounds=1000) }}", "6"), ("{{ 'secret' | password_hash('sha256', rounds=1000) }}", "5")]
+        {
+            let out = render(src).unwrap();
+            let parts: Vec<&str> = out.split('$').collect();
+            assert_eq!(parts[1], id, "{out}");
+            let salt = parts[3];
+            assert_eq!(salt.len(), 16, "{out}");
+            assert!(salt.bytes().all(|b| super::CRYPT64.contains(&b)), "{out}");
+            assert_eq!(parts[4].len(), if id == "6" { 86 } else { 43 }, "{out}");
+            assert_ne!(out, render(src).unwrap(), "a fresh salt each time");
+        }
+        let short = render("{{ 'x' | password_hash('sha512', salt_size=8, rounds=1000) }}").unwrap();
+        assert_eq!(short.split('$').nth(3).unwrap().len(), 8, "{short}");
+        for (src, says) in [
+            ("{{ 'x' | password_hash('whirlpool', 'salt') }}", "unknown hash type `whirlpool`"),
+            ("{{ 'x' | password_hash('md5', 'salt') }}", "hash type `md5` is not supported"),
+            ("{{ 'x' | password_hash('sha512', 'bad salt!') }}", "invalid characters in salt"),
+            ("{{ 'x' | password_hash('sha512', 'averyveryverylongsalt') }}", "salt too large"),
+            ("{{ 'x' | password_hash('sha512', 'salt', rounds=999) }}", "rounds must be between 1000 and 999999999"),
+            ("{{ 42 | password_hash('sha512', 'salt') }}", "password must be a string"),
+        ] {
+            let e = render(src).unwrap_err().to_string();
+            assert!(e.contains("password_hash") && e.contains(says), "{src}: {e}");
+        }
+    }
 
     #[test]
     fn json_is_written_as_python_writes_it() {
