@@ -34,6 +34,19 @@ impl Resource for Drained {
         self.inner.shared_facts()
     }
 
+    // The wrapper only adds the wait: everything else is the container's, health included.
+    fn health(&self) -> Option<crate::engine::health::Health> {
+        self.inner.health()
+    }
+
+    fn repair(&self) -> Option<Change> {
+        self.inner.repair()
+    }
+
+    fn announces(&self, state: &str) -> Option<(String, String)> {
+        self.inner.announces(state)
+    }
+
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
         Ok(self.inner.plan(state)?.map(|mut c| {
             // Only a recreation stops what runs inside; a first create or a start does not.
@@ -88,5 +101,10 @@ mod tests {
         let changed = "container=present\nrunning=true\ncontainer_image=sha256:a\nspec=old\nimage=sha256:a\n";
         let c = d.plan(changed).unwrap().unwrap();
         assert!(c.script.starts_with(&drain), "the wait comes before the old container goes: {}", c.script);
+        // The container's health check and repair are the wrapper's too.
+        let inner = Container::new("dind", "docker:dind");
+        assert_eq!(d.health().is_some(), inner.health().is_some());
+        assert!(d.health().is_some(), "a container declares its health");
+        assert_eq!(d.repair().is_some(), inner.repair().is_some());
     }
 }
