@@ -31,6 +31,8 @@ pub struct Policy {
     pub renew_before_days: u32,
 }
 
+// The defaults users get come from the shared settings (`roles::common::DEFAULTS`); this one
+// is the library's own, for callers that build a `CertsDir` without vars (tests, `Options`).
 impl Default for Policy {
     fn default() -> Self {
         Policy { leaf_days: 825, ca_days: 3650, renew_before_days: 30 }

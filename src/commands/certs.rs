@@ -38,16 +38,9 @@ pub fn run(g: &Global, cmd: &CertsCommand) -> Result<i32> {
 /// certificates and the masters' client certificates the inventory needs.
 pub fn settings(project: &Project, hosts: &[HostSpec]) -> Result<(CertsDir, Policy, Vec<ServerSpec>, Vec<String>)> {
     let first = hosts.first().ok_or_else(|| InputError::plain("the inventory has no hosts"))?;
-    let int = |name: &str, default: u32| first.vars.get(name).and_then(|r| r.value.as_u64()).map_or(default, |v| v as u32);
-    let dir_var = first.vars.str("certs_dir").unwrap_or("certs");
-    let dir = crate::vars::template::expand_home(dir_var);
-    let dir = if dir.is_absolute() { dir } else { project.inventory.dir().join(dir) };
-    let d = Policy::default();
-    let policy = Policy {
-        leaf_days: int("cert_leaf_days", d.leaf_days),
-        ca_days: int("cert_ca_days", d.ca_days),
-        renew_before_days: int("cert_renew_before_days", d.renew_before_days),
-    };
+    let v = roles::common::CertVars::read(&first.vars)?;
+    let dir = crate::fsutil::expand_path(&v.certs_dir, &project.inventory.dir());
+    let policy = Policy { leaf_days: v.cert_leaf_days, ca_days: v.cert_ca_days, renew_before_days: v.cert_renew_before_days };
     let mut servers = Vec::new();
     let mut clients = Vec::new();
     for h in hosts {
