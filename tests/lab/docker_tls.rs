@@ -46,25 +46,7 @@ fn tls_daemon_accepts_the_client_cert_and_refuses_others() {
     // From the master, with the client certs the docker_client_certs role installed, to the
     // slave's private address: the path the runner's builds take.
     let ip = slave_var("private_address");
-    let o = provision(&[
-        "debug",
-        "exec",
-        "master",
-        "--",
-        "docker",
-        "--tlsverify",
-        "--tlscacert",
-        "/etc/gitlab-runner/docker-certs/ca.pem",
-        "--tlscert",
-        "/etc/gitlab-runner/docker-certs/cert.pem",
-        "--tlskey",
-        "/etc/gitlab-runner/docker-certs/key.pem",
-        "-H",
-        &format!("tcp://{ip}:2376"),
-        "info",
-        "--format",
-        "{{.Name}}",
-    ]);
+    let o = docker_from_master(DEFAULT, "master", &ip, &["info", "--format", "{{.Name}}"]);
     assert!(o.status.success(), "{}", text(&o.stdout));
     assert!(text(&o.stdout).contains("\nlab-slave-1\n"), "{}", text(&o.stdout));
     assert_eq!(on_host("lab-master-1", "stat -c %a /etc/gitlab-runner/docker-certs/key.pem"), "600\n");

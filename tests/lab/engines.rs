@@ -38,28 +38,7 @@ fn slave_and_master_converge_on_docker_26_and_the_master_reaches_the_slave_over_
     let _s = serial();
     converge_twice(TRIXIE, &["lab13-master-1", "lab13-slave-1"]);
     let ip = private_address(TRIXIE, "lab13-slave-1");
-    let o = provision_in(
-        TRIXIE,
-        &[
-            "debug",
-            "exec",
-            "lab13-master-1",
-            "--",
-            "docker",
-            "--tlsverify",
-            "--tlscacert",
-            "/etc/gitlab-runner/docker-certs/ca.pem",
-            "--tlscert",
-            "/etc/gitlab-runner/docker-certs/cert.pem",
-            "--tlskey",
-            "/etc/gitlab-runner/docker-certs/key.pem",
-            "-H",
-            &format!("tcp://{ip}:2376"),
-            "version",
-            "-f",
-            "{{.Server.Version}}",
-        ],
-    );
+    let o = docker_from_master(TRIXIE, "lab13-master-1", &ip, &["version", "-f", "{{.Server.Version}}"]);
     let out = text(&o.stdout);
     assert!(o.status.success() && out.contains("\n26."), "mutual TLS from the master to the Docker 26 slave: {out}{}", text(&o.stderr));
     // Without a client certificate the daemon refuses (from the slave itself, with its CA).

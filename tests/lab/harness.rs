@@ -171,3 +171,16 @@ pub fn host_key_is_refused_unless_checking_is_off(known_hosts: &str) {
     let o = provision(&["-e", &file, "-e", "ssh_host_key_checking=false", "debug", "exec", "lab-slave-1", "--", "true"]);
     assert!(o.status.success(), "opting out connects: {}", text(&o.stdout));
 }
+
+/// Runs `docker ARGS` on `master` (a host or group of `inventory`) against the TLS daemon at
+/// `slave_ip`:2376, with the client certificates the docker_client_certs role installed: the
+/// path the runner's builds take.
+pub fn docker_from_master(inventory: &str, master: &str, slave_ip: &str, args: &[&str]) -> Output {
+    let host = format!("tcp://{slave_ip}:2376");
+    let dir = "/etc/gitlab-runner/docker-certs";
+    let (ca, cert, key) = (format!("{dir}/ca.pem"), format!("{dir}/cert.pem"), format!("{dir}/key.pem"));
+    let mut all =
+        vec!["debug", "exec", master, "--", "docker", "--tlsverify", "--tlscacert", &ca, "--tlscert", &cert, "--tlskey", &key, "-H", &host];
+    all.extend(args);
+    provision_in(inventory, &all)
+}
