@@ -16,7 +16,7 @@ use crate::resources::file::File;
 use crate::resources::netlink::LinkAbsent;
 use crate::resources::service::{Service, restart_or_restore_script, restart_script, unit_file, unit_file_absent, unit_file_from};
 use crate::resources::workload::Workload;
-use crate::sh::{self, Cmd, Script};
+use crate::sh::{self, Script};
 use crate::vars::resolve::HostVars;
 use crate::vars::schema::{Kind, VarSpec};
 
@@ -215,20 +215,15 @@ fn drain_script(daemon: &Daemon, jobs_on: &[Daemon], unit: &str, timeout: u32) -
     let list: Vec<String> = jobs_on.iter().map(|d| format!("{} ps --format '{{{{.Names}}}}'", d.cli())).collect();
     let mut s = Script::new();
     s.line(&format!("if [ \"$({docker} info -f '{{{{.LiveRestoreEnabled}}}}' 2>/dev/null)\" != true ]; then"));
-    s.line(&format!("end=$(( $(date +%s) + {timeout} ))"));
-    s.line(&format!("while n=$({{ {}; }} 2>/dev/null | grep -c '^runner-' || true); [ \"$n\" -gt 0 ]; do", list.join("; ")));
-    s.cmd(
-        &Cmd::new("[").raw("\"$(date +%s)\"").arg("-ge").raw("\"$end\"").arg("]").raw("&&").arg("printf").arg(format!(
+    super::drain::wait_for_jobs(
+        &mut s,
+        &format!("{{ {}; }} 2>/dev/null | grep -c '^runner-'", list.join("; ")),
+        timeout.into(),
+        &format!(
             "%s job container(s) (runner-*) still run after {timeout}s: not restarting {unit} (builds would be killed; set restart_drain_timeout=0 to restart at once)\\n"
-        )).raw("\"$n\" >&2 && exit 1"),
+        ),
+        &format!("waiting for %s job container(s) (runner-*) to finish before restarting {unit}\\n"),
     );
-    s.cmd(
-        &Cmd::new("printf")
-            .arg(format!("waiting for %s job container(s) (runner-*) to finish before restarting {unit}\\n"))
-            .raw("\"$n\" >&2"),
-    );
-    s.line("sleep 5");
-    s.line("done");
     s.line("fi");
     s.into_string()
 }

@@ -67,21 +67,38 @@ pub fn drain_script(what: &str, mount_dir: &str, timeout: u64) -> String {
     }
     let mut s = Script::new();
     let ps = Cmd::new("docker").args(["ps", "-q", "--filter", "name=^runner-", "--filter"]).arg(format!("volume={mount_dir}"));
-    s.line(&format!("end=$(( $(date +%s) + {timeout} ))"));
-    s.line(&format!("while n=$({ps} 2>/dev/null | grep -c . || true); [ \"$n\" -gt 0 ]; do"));
-    s.cmd(
-        &Cmd::new("[").raw("\"$(date +%s)\"").arg("-ge").raw("\"$end\"").arg("]").raw("&&").arg("printf").arg(format!(
+    wait_for_jobs(
+        &mut s,
+        &format!("{ps} 2>/dev/null | grep -c ."),
+        timeout,
+        &format!(
             "%s CI job(s) (runner-*) still use {what} after {timeout}s: not recreating it (their builds would be killed; apply --force-restart recreates at once)\\n"
-        )).raw("\"$n\" >&2 && exit 1"),
+        ),
+        &format!("waiting for %s CI job(s) (runner-*) using {what} to finish before recreating it\\n"),
     );
+    s.into_string()
+}
+
+/// Adds to `s` the wait every drain shares: while `count` (sh printing a number) is above 0,
+/// print `waiting` (a printf format taking the count) every 5 s; past `timeout` seconds print
+/// `gave_up` (likewise) and exit 1, so what was to come (a restart, a recreation) does not happen.
+pub(crate) fn wait_for_jobs(s: &mut Script, count: &str, timeout: u64, gave_up: &str, waiting: &str) {
+    s.line(&format!("end=$(( $(date +%s) + {timeout} ))"));
+    s.line(&format!("while n=$({count} || true); [ \"$n\" -gt 0 ]; do"));
     s.cmd(
-        &Cmd::new("printf")
-            .arg(format!("waiting for %s CI job(s) (runner-*) using {what} to finish before recreating it\\n"))
-            .raw("\"$n\" >&2"),
+        &Cmd::new("[")
+            .raw("\"$(date +%s)\"")
+            .arg("-ge")
+            .raw("\"$end\"")
+            .arg("]")
+            .raw("&&")
+            .arg("printf")
+            .arg(gave_up)
+            .raw("\"$n\" >&2 && exit 1"),
     );
+    s.cmd(&Cmd::new("printf").arg(waiting).raw("\"$n\" >&2"));
     s.line("sleep 5");
     s.line("done");
-    s.into_string()
 }
 
 #[cfg(test)]
