@@ -2,20 +2,7 @@ use crate::harness::*;
 
 /// Which daemon answers on the slave's TLS port: its data root.
 fn tls_port_root() -> String {
-    let certs = lab_inventory().parent().unwrap().join("certs");
-    let (_, inv) = json_run(&["inventory", "--host", "lab-slave-1"]);
-    let port = inv["vars"]["lab_tls_port"].to_string();
-    let o = Command::new("/usr/bin/docker")
-        .arg("--tlsverify")
-        .arg("--tlscacert")
-        .arg(certs.join("ca.pem"))
-        .arg("--tlscert")
-        .arg(certs.join("client/lab-master-1.pem"))
-        .arg("--tlskey")
-        .arg(certs.join("client/lab-master-1-key.pem"))
-        .args(["-H", &format!("tcp://127.0.0.1:{port}"), "info", "--format", "{{.DockerRootDir}}"])
-        .output()
-        .unwrap();
+    let o = docker_from_laptop(&["info", "--format", "{{.DockerRootDir}}"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     text(&o.stdout).trim().to_string()
 }

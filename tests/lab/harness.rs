@@ -184,3 +184,22 @@ pub fn docker_from_master(inventory: &str, master: &str, slave_ip: &str, args: &
     all.extend(args);
     provision_in(inventory, &all)
 }
+
+/// Runs `docker ARGS` from this machine against lab-slave-1's TLS daemon (its 2376 published on
+/// loopback, `lab_tls_port`) with lab-master-1's client certificate from `lab/certs/`.
+pub fn docker_from_laptop(args: &[&str]) -> Output {
+    let certs = lab_dir().join("certs");
+    let port = host_var("lab-slave-1", "lab_tls_port");
+    Command::new("/usr/bin/docker")
+        .arg("--tlsverify")
+        .arg("--tlscacert")
+        .arg(certs.join("ca.pem"))
+        .arg("--tlscert")
+        .arg(certs.join("client/lab-master-1.pem"))
+        .arg("--tlskey")
+        .arg(certs.join("client/lab-master-1-key.pem"))
+        .args(["-H", &format!("tcp://127.0.0.1:{port}")])
+        .args(args)
+        .output()
+        .unwrap()
+}

@@ -73,20 +73,7 @@ fn a_stopped_tls_daemon_is_reported_with_its_journal() {
     assert_eq!(code, Some(0), "{doc}");
     assert_eq!(resource(&doc, SLAVE, "check docker TLS on port 2376")["health"]["status"], "ok", "{doc}");
     // From this machine, with the client certificate from certs/, it answers `version`.
-    let (_, inv) = json_run_in(INV, &["inventory", "--host", SLAVE]);
-    let port = inv["vars"]["lab_tls_port"].to_string();
-    let certs = lab_dir().join("certs");
-    let o = Command::new("/usr/bin/docker")
-        .arg("--tlsverify")
-        .arg("--tlscacert")
-        .arg(certs.join("ca.pem"))
-        .arg("--tlscert")
-        .arg(certs.join("client/lab-master-1.pem"))
-        .arg("--tlskey")
-        .arg(certs.join("client/lab-master-1-key.pem"))
-        .args(["-H", &format!("tcp://127.0.0.1:{}", port.trim_matches('"')), "version", "--format", "{{.Server.Os}}"])
-        .output()
-        .unwrap();
+    let o = docker_from_laptop(&["version", "--format", "{{.Server.Os}}"]);
     assert_eq!(text(&o.stdout), "linux\n", "{}", text(&o.stderr));
 }
 
