@@ -32,6 +32,15 @@ pub enum Event {
         /// Handlers due.
         handlers: usize,
     },
+    /// The apply script began its `step`-th part (1-based) of `of`: a change or a handler.
+    Step {
+        /// Position of the part, from 1.
+        step: usize,
+        /// Parts of the script (changes and handler runs).
+        of: usize,
+        /// What the part does: a resource id, or `handler <id>`.
+        what: String,
+    },
     /// Waiting for the services to work after the changes.
     Verifying {
         /// Checks polled.
@@ -49,6 +58,7 @@ impl std::fmt::Display for Event {
                 write!(f, "uploading {files} file(s), {:.1} MB", *bytes as f64 / 1_000_000.0)
             }
             Event::Applying { steps, handlers } => write!(f, "applying {steps} change(s), {handlers} handler(s)"),
+            Event::Step { step, of, what } => write!(f, "applying step {step}/{of}: {what}"),
             Event::Verifying { checks } => write!(f, "verifying {checks} service(s)"),
         }
     }

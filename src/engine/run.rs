@@ -289,12 +289,48 @@ async fn apply_schedule<R: Remote>(
     let nonce = sections::nonce();
     let script = apply::script(desired, schedule, &nonce);
     trace_script(host, "apply", &script);
-    let output = match remote.run(&script).await {
+    let follow = StepFollower::new(host, desired, schedule, &nonce, ctx);
+    let output = match remote.run_observed(&script, &|line| follow.line(line)).await {
         Ok(out) => framed_output(&out, &nonce),
         Err(e) => Err(e.into()),
     };
     tracing::info!(host, "applied in {:.2?}", started.elapsed());
     outcome::applied(host, desired, schedule, results, output)
+}
+
+/// Follows the apply script's output as it arrives: each section it begins is reported as
+/// "step k/n" (the live line, and a `-v` event with the time since the previous one).
+struct StepFollower<'a> {
+    host: &'a str,
+    desired: &'a Desired,
+    begin: String,
+    of: usize,
+    ctx: &'a Context,
+    seen: std::sync::Mutex<(usize, Instant)>,
+}
+
+impl<'a> StepFollower<'a> {
+    fn new(host: &'a str, desired: &'a Desired, schedule: &Schedule, nonce: &str, ctx: &'a Context) -> Self {
+        let of = schedule.steps.len() + schedule.handlers.len();
+        let seen = std::sync::Mutex::new((0, Instant::now()));
+        StepFollower { host, desired, begin: format!("@@{nonce} begin "), of, ctx, seen }
+    }
+
+    fn line(&self, line: &str) {
+        let Some(id) = line.strip_prefix(&self.begin) else { return };
+        let what = match SectionId::from(id) {
+            SectionId::Step(i) => self.desired.steps.get(i).map(|s| s.resource.id()),
+            SectionId::Handler { handler, .. } => self.desired.handlers.get(handler).map(|h| format!("handler {}", h.id)),
+            _ => None,
+        };
+        let Some(what) = what else { return };
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.0 += 1;
+        let host = self.host;
+        tracing::info!(host, step = seen.0, of = self.of, "applying step {}/{}: {what} (+{:.2?})", seen.0, self.of, seen.1.elapsed());
+        seen.1 = Instant::now();
+        self.ctx.reporter.event(host, &Event::Step { step: seen.0, of: self.of, what });
+    }
 }
 
 /// Resolves every deferred step from the file its probe read; returns each step's notes or

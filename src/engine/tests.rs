@@ -3,11 +3,11 @@
 //! answers as a host would in each scenario.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::error::{HostError, NotApplied, StepError};
 use super::health::{Health, Verdict};
-use super::progress::{Cancel, Context};
+use super::progress::{Cancel, Context, Event, Reporter};
 use super::report::HostReport;
 use super::run::{Options, converge};
 use super::{Change, Desired, Resource, Status, Step, Upload};
@@ -479,4 +479,27 @@ fn a_change_is_verified_and_a_healthy_no_op_costs_no_extra_round_trip() {
     let r = run(&host, one_service("ok"));
     assert_eq!(host.calls(), [Call::Probe]);
     assert_eq!((r.ok, r.resources[1].health.clone()), (2, Some(Verdict::Ok)));
+}
+
+/// Records the events a run reports.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+impl Reporter for Recorder {
+    fn event(&self, _host: &str, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+#[test]
+fn each_part_of_the_apply_script_is_reported_as_step_k_of_n_when_it_begins() {
+    // Parts in the script: r0, h0.0, r1, r2; the connection is lost after the second.
+    let host = FakeHost::new(Apply::LostAfter(2));
+    let recorder = Arc::new(Recorder::default());
+    let ctx = Context { cancel: host.cancel.clone(), reporter: recorder.clone() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(converge(&host, "h", &mut three_changes(), Options { check: false, diff: false, forks: 1 }, &ctx));
+    let steps: Vec<String> =
+        recorder.0.lock().unwrap().iter().filter(|e| matches!(e, Event::Step { .. })).map(ToString::to_string).collect();
+    assert_eq!(steps, ["applying step 1/4: a", "applying step 2/4: handler restart app"]);
 }

@@ -12,6 +12,18 @@ use std::path::Path;
 pub trait Remote: Sync {
     /// Runs a POSIX sh script of any size (as root) in one round trip and collects its output.
     fn run(&self, script: &str) -> impl Future<Output = Result<Output, TransportError>> + Send;
+    /// Like [`Remote::run`], and hands each line of standard output to `on_line` as it arrives,
+    /// so a long script can be followed (the apply's "step k/n"). The default, for hosts that
+    /// cannot stream, hands the lines over once the script has ended.
+    fn run_observed(&self, script: &str, on_line: &(dyn Fn(&str) + Sync)) -> impl Future<Output = Result<Output, TransportError>> + Send {
+        async move {
+            let out = self.run(script).await?;
+            for line in out.stdout_text().lines() {
+                on_line(line);
+            }
+            Ok(out)
+        }
+    }
     /// Streams the local file `local` to `remote` on the host (root-only mode).
     fn upload(&self, local: &Path, remote: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use super::{HostKeyChecking, Output, Remote, TransportError};
 use crate::sh::Cmd;
@@ -122,6 +122,12 @@ impl Ssh {
     /// and runs from there with stdin from /dev/null: a command inside it that reads stdin
     /// cannot swallow the rest of the script, and no argument-length limit applies.
     pub async fn run(&self, script: &str) -> Result<Output, TransportError> {
+        self.run_observed(script, &|_| {}).await
+    }
+
+    /// [`Ssh::run`], handing each line of standard output to `on_line` as it arrives (stderr is
+    /// read alongside, so neither pipe can fill and stall the script).
+    pub async fn run_observed(&self, script: &str, on_line: &(dyn Fn(&str) + Sync)) -> Result<Output, TransportError> {
         // The script's exit status travels as a stderr trailer and the wrapper itself exits 0:
         // the openssh crate turns a remote status of 127 into an error and drops the output.
         const RUNNER: &str = "umask 077; t=$(mktemp /run/provision.XXXXXX 2>/dev/null || mktemp) || exit 125; \\
@@ -135,9 +141,33 @@ impl Ssh {
             pipe.write_all(script.as_bytes()).await.map_err(|e| TransportError::Lost { host: self.host.clone(), reason: e.to_string() })?;
             drop(pipe);
         }
-        let out = child.wait_with_output().await.map_err(lost)?;
-        let (status, stderr) = split_exit_trailer(out.stderr, out.status.code());
-        Ok(Output { status, stdout: out.stdout, stderr })
+        let stdout_pipe = child.stdout().take();
+        let stderr_pipe = child.stderr().take();
+        let read_stdout = async {
+            let mut all = Vec::new();
+            if let Some(pipe) = stdout_pipe {
+                let mut reader = tokio::io::BufReader::new(pipe);
+                loop {
+                    let from = all.len();
+                    match reader.read_until(b'\n', &mut all).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => on_line(String::from_utf8_lossy(&all[from..]).trim_end_matches('\n')),
+                    }
+                }
+            }
+            all
+        };
+        let read_stderr = async {
+            let mut all = Vec::new();
+            if let Some(mut pipe) = stderr_pipe {
+                let _ = pipe.read_to_end(&mut all).await;
+            }
+            all
+        };
+        let (stdout, stderr) = tokio::join!(read_stdout, read_stderr);
+        let status = child.wait().await.map_err(lost)?;
+        let (status, stderr) = split_exit_trailer(stderr, status.code());
+        Ok(Output { status, stdout, stderr })
     }
 
     /// Starts a short POSIX sh command whose output is read as it comes (e.g. `journalctl -f`).
@@ -205,6 +235,14 @@ impl Remote for Ssh {
 
     fn upload(&self, local: &Path, remote: &str) -> impl std::future::Future<Output = Result<(), TransportError>> + Send {
         Ssh::upload(self, local, remote)
+    }
+
+    fn run_observed(
+        &self,
+        script: &str,
+        on_line: &(dyn Fn(&str) + Sync),
+    ) -> impl std::future::Future<Output = Result<Output, TransportError>> + Send {
+        Ssh::run_observed(self, script, on_line)
     }
 }
 

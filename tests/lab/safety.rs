@@ -89,3 +89,55 @@ fn recreating_dind_waits_for_the_jobs_using_it_unless_forced() {
     let (code, back) = json_run(&["apply", "--limit", "slave"]);
     assert_eq!(code, Some(0), "back to the lab's config: {back}");
 }
+
+/// The apply script's progress arrives while it runs, not at its end: a dind recreation waits
+/// for a job that only ends once the test has seen (in `-v` output) the step that waits.
+#[test]
+fn each_apply_step_is_reported_while_the_script_still_runs() {
+    use std::io::{BufRead, BufReader};
+    let _s = serial();
+    assert_eq!(json_run(&["apply", "--limit", "slave"]).0, Some(0));
+    start_job();
+    let inv = lab_dir().join(DEFAULT);
+    let change = r#"{"dind_extra_args": ["--debug"], "restart_drain_timeout": 300}"#;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("-i")
+        .arg(&inv)
+        .args(["-v", "-e", change, "apply", "--limit", "slave"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run provision");
+    // Read on a thread: an ssh master the run starts may keep the pipe open after it exits.
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+    let mut seen = Vec::new();
+    let mut running_when_seen = None;
+    let status = loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            Ok(line) => {
+                if running_when_seen.is_none() && line.contains("applying step") && line.contains("container dind") {
+                    running_when_seen = Some(child.try_wait().expect("try_wait").is_none());
+                    // The job ends: the drain is over and the recreation goes on.
+                    stop_job();
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                if let Some(status) = child.try_wait().expect("try_wait") {
+                    seen.extend(rx.try_iter());
+                    break status;
+                }
+            }
+        }
+    };
+    stop_job();
+    let (code, back) = json_run(&["apply", "--limit", "slave"]);
+    assert_eq!(code, Some(0), "back to the lab's config: {back}");
+    assert_eq!(running_when_seen, Some(true), "the step was reported while the apply still ran:\n{}", seen.join("\n"));
+    assert!(status.success(), "the apply went on once the job ended:\n{}", seen.join("\n"));
+    let steps: Vec<&String> = seen.iter().filter(|l| l.contains("applying step")).collect();
+    assert!(steps.iter().all(|l| l.contains('/')), "step k/n: {steps:?}");
+}
