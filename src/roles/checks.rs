@@ -77,6 +77,46 @@ pub fn registry(address: &str, port: u16, container: &str) -> Step {
     Step::new(Check { what: format!("registry cache on port {port}"), health: Health::new(s.into_string()).evidence(logs.render()) })
 }
 
+/// Where gitlab-runner runs: its container on the host daemon, or its systemd unit.
+#[derive(Debug, Clone, Copy)]
+pub enum RunnerProcess<'a> {
+    /// The container of that name.
+    Container(&'a str),
+    /// The unit of that name (package install).
+    Unit(&'a str),
+}
+
+/// gitlab-runner has loaded the current `config` (a path on the host): since the file last
+/// changed, its log says `Configuration loaded` (it re-reads the file when its mtime changes,
+/// within seconds) and no later `Failed to load config`. The container's log is read through
+/// the Engine API with curl; without curl the probe skips it (the CLI costs ~50 ms) and the
+/// verify uses `docker logs`.
+pub fn runner_config(config: &str, process: RunnerProcess) -> Step {
+    let mut s = Script::new();
+    let (c, u) = match process {
+        RunnerProcess::Container(c) => (c, ""),
+        RunnerProcess::Unit(u) => ("", u),
+    };
+    s.set("f", config).set("c", c).set("u", u);
+    s.line(&format!(
+        "m=$(stat -c %.9Y \"$f\" 2>/dev/null || stat -c %Y \"$f\" 2>/dev/null) || {{ printf 'health=failed\\nwhy=%s is missing\\n' \"$f\"; exit 0; }}\n\
+         if [ -z \"$c\" ]; then log=$(journalctl -u \"$u\" --since \"@${{m%.*}}\" -o cat --no-pager 2>/dev/null)\n\
+         elif command -v curl >/dev/null 2>&1; then log=$(curl -s --max-time 5 --unix-socket /var/run/docker.sock \"http://d/containers/$c/logs?stdout=1&stderr=1&since=$m\" | tr -d '\\000')\n\
+         elif [ -n \"${{{THOROUGH_VAR}:-}}\" ]; then log=$(docker logs --since \"$m\" \"$c\" 2>&1)\n\
+         else echo health=ok; exit 0; fi\n\
+         case $(printf '%s\\n' \"$log\" | grep -a -e 'Configuration loaded' -e 'Failed to load config' | tail -n 1) in\n\
+         *'Configuration loaded'*) echo health=ok ;;\n\
+         *'Failed to load config'*) printf 'health=failed\\nwhy=gitlab-runner refused %s (see its log)\\n' \"$f\" ;;\n\
+         *) printf 'health=failed\\nwhy=gitlab-runner has not loaded %s since it last changed\\n' \"$f\" ;;\n\
+         esac"
+    ));
+    let logs = match process {
+        RunnerProcess::Container(c) => Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(c),
+        RunnerProcess::Unit(u) => journal(u),
+    };
+    Step::new(Check { what: "gitlab-runner loaded config.toml".to_string(), health: Health::new(s.into_string()).evidence(logs.render()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +141,30 @@ mod tests {
         let out = run(&t, "/usr/bin:/bin");
         assert!(out.starts_with("health=failed\nwhy="), "{out}");
         assert!(t.resource.health().unwrap().script.contains("a=127.0.0.1"), "a wildcard bind is checked on loopback");
+    }
+
+    /// A stand-in journalctl (no journal here) printing what the runner logged.
+    fn runner_check(log: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "concurrent = 1\n").unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let journalctl = bin.join("journalctl");
+        std::fs::write(&journalctl, format!("#!/bin/sh\nprintf '%s' '{log}'\n")).unwrap();
+        std::fs::set_permissions(&journalctl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let step = runner_config(&config.display().to_string(), RunnerProcess::Unit("gitlab-runner"));
+        run(&step, &format!("{}:/usr/bin:/bin", bin.display()))
+    }
+
+    #[test]
+    fn the_runner_check_reads_the_last_load_since_the_config_changed() {
+        assert_eq!(runner_check("Starting multi-runner\nConfiguration loaded  builds=0\n"), "health=ok\n");
+        let refused = runner_check("Configuration loaded  builds=0\nFailed to load config toml: line 3\n");
+        assert!(refused.starts_with("health=failed\nwhy=gitlab-runner refused "), "{refused}");
+        assert!(!refused.contains("line 3"), "the runner's message (it may quote the file) stays in its log: {refused}");
+        let silent = runner_check("Starting multi-runner\n");
+        assert!(silent.contains("has not loaded") && silent.contains("since it last changed"), "{silent}");
+        assert_eq!(runner_check("Failed to load config x\nConfiguration loaded  builds=0\n"), "health=ok\n", "a later load wins");
     }
 }

@@ -130,3 +130,50 @@ fn without_curl_the_docker_cli_reads_the_same_state_and_health() {
     assert_eq!(summary(&without), summary(&with), "the Engine API and the CLI agree");
     assert_eq!(without["hosts"][SLAVE]["changed"], 0, "{without}");
 }
+
+const MASTER: &str = "lab-master-1";
+/// The runner container's main process, seen from the master (the lab's gitlab-runner
+/// stand-in re-reads config.toml when it changes and logs `Configuration loaded`, as
+/// gitlab-runner does).
+const RUNNER_PID: &str = "docker inspect -f '{{.State.Pid}}' gitlab-runner";
+
+/// Resumes the runner and converges the master with the lab's own vars, even when a test fails.
+struct ResumeRunner;
+
+impl Drop for ResumeRunner {
+    fn drop(&mut self) {
+        let _ = on_host_raw(MASTER, &format!("kill -CONT $({RUNNER_PID})"));
+        let o = provision_in(INV, &["apply", "--limit", "master"]);
+        if !o.status.success() && !std::thread::panicking() {
+            panic!("the master did not converge back: {}{}", text(&o.stdout), text(&o.stderr));
+        }
+    }
+}
+
+#[test]
+fn a_runner_that_does_not_load_its_new_config_is_reported_until_it_does() {
+    let _s = serial();
+    assert_eq!(json_run_in(INV, &["apply", "--limit", "master"]).0, Some(0));
+    let _back = ResumeRunner;
+    // A hung runner: its container still runs, its process reads nothing.
+    on_host(MASTER, &format!("kill -STOP $({RUNNER_PID})"));
+    let change = "runner_concurrent=7";
+    let (code, doc) = json_run_in(INV, &["-e", change, "apply", "--limit", "master"]);
+    assert_eq!(code, Some(1), "{doc}");
+    let check = resource(&doc, MASTER, "check gitlab-runner loaded config.toml");
+    assert_eq!(check["status"], "failed", "{check}");
+    let why = check["health"]["why"].as_str().unwrap_or("");
+    assert!(why.contains("has not loaded /etc/gitlab-runner/config.toml since it last changed"), "{check}");
+    assert_eq!(resource(&doc, MASTER, "container gitlab-runner")["status"], "ok", "the container itself runs: {doc}");
+    // Resumed, it reads the file; the next run (nothing to change) says so.
+    on_host(MASTER, &format!("kill -CONT $({RUNNER_PID})"));
+    on_host(
+        MASTER,
+        "for i in $(seq 100); do docker logs --since \"$(stat -c %.9Y /etc/gitlab-runner/config.toml)\" gitlab-runner 2>&1 | grep -q 'Configuration loaded' && exit 0; sleep 0.2; done; exit 1",
+    );
+    let (code, doc) = json_run_in(INV, &["-e", change, "apply", "--limit", "master"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let check = resource(&doc, MASTER, "check gitlab-runner loaded config.toml");
+    assert_eq!((check["status"].as_str(), check["health"]["status"].as_str()), (Some("ok"), Some("ok")), "{check}");
+    assert_eq!(doc["hosts"][MASTER]["changed"], 0, "{doc}");
+}

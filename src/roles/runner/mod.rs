@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::checks::{self, RunnerProcess};
 use super::owned::{ConfigFormat, Owned};
 use super::topology::HostFacts;
 use super::{Role, RoleContext, typed};
@@ -188,11 +189,16 @@ fn vars<'a>(ctx: &'a RoleContext) -> &'a Vars {
     ctx.facts.runner.as_ref().expect("runner vars of a runner host")
 }
 
+/// The runner's config.toml on the host.
+fn config_file(v: &Vars) -> String {
+    format!("{}/{CONFIG_FILE}", v.runner_config_dir)
+}
+
 fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let v = vars(ctx);
     let config_dir = &v.runner_config_dir;
     let runners = spec::runners(ctx)?;
-    let config_path = format!("{config_dir}/{CONFIG_FILE}");
+    let config_path = config_file(v);
     desired.steps.push(Step::new(Directory::new(config_dir).mode(0o700)));
     let config = registration::RunnerConfig::new(
         config_path.clone(),
@@ -230,6 +236,7 @@ fn container(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     let name = c.name.clone();
     desired.steps.push(Step::new(c));
     autoscale::install_plugins(ctx, Some(&name), &mut desired.steps)?;
+    desired.steps.push(checks::runner_config(&config_file(v), RunnerProcess::Container(&name)));
     Ok(())
 }
 
@@ -259,6 +266,7 @@ fn package(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), Inp
     desired.steps.push(Step::new(pkg));
     autoscale::install_plugins(ctx, None, &mut desired.steps)?;
     desired.steps.push(Step::new(Service::running(PACKAGE_UNIT)));
+    desired.steps.push(checks::runner_config(&config_file(v), RunnerProcess::Unit(PACKAGE_UNIT)));
     Ok(())
 }
 
@@ -268,5 +276,5 @@ fn owns(host: &HostFacts, owned: &mut Owned) {
         Install::Package => owned.log(Some("runner"), PACKAGE_UNIT, true),
         Install::Container => owned.log(Some("runner"), v.runner_container_name.clone(), true),
     }
-    owned.config(format!("{}/{CONFIG_FILE}", v.runner_config_dir), ConfigFormat::Toml);
+    owned.config(config_file(v), ConfigFormat::Toml);
 }
