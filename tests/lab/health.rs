@@ -14,17 +14,29 @@ fn resource<'a>(doc: &'a serde_json::Value, host: &str, id: &str) -> &'a serde_j
     all.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("no {id} in {doc}"))
 }
 
-/// Converges the slave with the lab's own vars again, even when a test fails.
-struct Reconverge(&'static str);
+/// Runs `undo` on `host` (unless empty), then converges it (`limit`) with the lab's own vars
+/// again, even when a test fails.
+struct Reconverge {
+    host: &'static str,
+    limit: &'static str,
+    undo: String,
+}
+
+impl Reconverge {
+    /// The slave, after `undo`.
+    fn slave(undo: &str) -> Self {
+        Reconverge { host: SLAVE, limit: "slave", undo: undo.to_string() }
+    }
+}
 
 impl Drop for Reconverge {
     fn drop(&mut self) {
-        if !self.0.is_empty() {
-            let _ = on_host_raw(SLAVE, self.0);
+        if !self.undo.is_empty() {
+            let _ = on_host_raw(self.host, &self.undo);
         }
-        let o = provision_in(INV, &["apply", "--limit", "slave"]);
+        let o = provision_in(INV, &["apply", "--limit", self.limit]);
         if !o.status.success() && !std::thread::panicking() {
-            panic!("the slave did not converge back: {}{}", text(&o.stdout), text(&o.stderr));
+            panic!("{} did not converge back: {}{}", self.host, text(&o.stdout), text(&o.stderr));
         }
     }
 }
@@ -32,7 +44,7 @@ impl Drop for Reconverge {
 #[test]
 fn a_broken_dind_is_reported_failed_with_its_log() {
     let _s = serial();
-    let _back = Reconverge("");
+    let _back = Reconverge::slave("");
     let (code, doc) = json_run_in(INV, &["-e", r#"{"dind_extra_args": ["--no-such-flag"]}"#, "apply", "--limit", "slave"]);
     assert_eq!(code, Some(1), "{doc}");
     let dind = resource(&doc, SLAVE, "container dind");
@@ -46,7 +58,7 @@ fn a_broken_dind_is_reported_failed_with_its_log() {
 #[test]
 fn a_registry_cache_that_cannot_start_with_its_config_is_reported_failed() {
     let _s = serial();
-    let _back = Reconverge("");
+    let _back = Reconverge::slave("");
     // The proxy asks its remote for auth challenges when it starts: nothing answers there.
     let (code, doc) = json_run_in(INV, &["-e", "registry_remote_url=http://127.0.0.1:9", "apply", "--limit", "slave"]);
     assert_eq!(code, Some(1), "{doc}");
@@ -59,7 +71,7 @@ fn a_registry_cache_that_cannot_start_with_its_config_is_reported_failed() {
 #[test]
 fn a_stopped_tls_daemon_is_reported_with_its_journal() {
     let _s = serial();
-    let _back = Reconverge("");
+    let _back = Reconverge::slave("");
     assert_eq!(json_run_in(INV, &["apply", "--limit", "slave"]).0, Some(0));
     on_host(SLAVE, "systemctl stop docker.socket docker.service");
     let (_, plan) = json_run_in(INV, &["plan", "--limit", "slave"]);
@@ -82,7 +94,7 @@ fn a_container_crash_looping_since_the_last_run_is_reported_by_a_no_op_run() {
     let _s = serial();
     // dockerd cannot listen where a directory sits in place of its socket.
     let fix = "docker stop dind >/dev/null; rmdir /var/run/provision-dind/docker.sock 2>/dev/null; docker start dind >/dev/null";
-    let _back = Reconverge(fix);
+    let _back = Reconverge::slave(fix);
     assert_eq!(json_run_in(INV, &["apply", "--limit", "slave"]).0, Some(0));
     on_host(
         SLAVE,
@@ -137,24 +149,11 @@ const MASTER: &str = "lab-master-1";
 /// gitlab-runner does).
 const RUNNER_PID: &str = "docker inspect -f '{{.State.Pid}}' gitlab-runner";
 
-/// Resumes the runner and converges the master with the lab's own vars, even when a test fails.
-struct ResumeRunner;
-
-impl Drop for ResumeRunner {
-    fn drop(&mut self) {
-        let _ = on_host_raw(MASTER, &format!("kill -CONT $({RUNNER_PID})"));
-        let o = provision_in(INV, &["apply", "--limit", "master"]);
-        if !o.status.success() && !std::thread::panicking() {
-            panic!("the master did not converge back: {}{}", text(&o.stdout), text(&o.stderr));
-        }
-    }
-}
-
 #[test]
 fn a_runner_that_does_not_load_its_new_config_is_reported_until_it_does() {
     let _s = serial();
     assert_eq!(json_run_in(INV, &["apply", "--limit", "master"]).0, Some(0));
-    let _back = ResumeRunner;
+    let _back = Reconverge { host: MASTER, limit: "master", undo: format!("kill -CONT $({RUNNER_PID})") };
     // A hung runner: its container still runs, its process reads nothing.
     on_host(MASTER, &format!("kill -STOP $({RUNNER_PID})"));
     let change = "runner_concurrent=7";
