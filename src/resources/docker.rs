@@ -75,7 +75,7 @@ impl Daemon {
     /// with three docker calls; either way once however many containers and images the roles
     /// manage. The API's list has no restart count (`-`): the verify, which needs it to see a
     /// container restarting, asks for the thorough path ([`THOROUGH_VAR`]), the CLI's.
-    fn facts(&self) -> SharedFact {
+    pub(crate) fn facts(&self) -> SharedFact {
         let docker = self.docker();
         let var = format!("PF_docker_{}", &hex::encode(Sha256::digest(docker.render().as_bytes()))[..8]);
         let format = format!(
@@ -106,7 +106,7 @@ impl Daemon {
     }
 
     /// The daemon's unix socket, when it has one (the Engine API is read through it).
-    fn socket(&self) -> Option<String> {
+    pub(crate) fn socket(&self) -> Option<String> {
         match &self.host {
             None => Some("/var/run/docker.sock".into()),
             Some(h) => h.strip_prefix("unix://").map(str::to_string),
