@@ -122,7 +122,10 @@ mod tests {
             handler: "restart docker-ci".into(),
         };
         let s = w.probe();
-        assert!(s.contains("--host=unix:///run/docker-ci.sock") && s.contains("sock=/run/docker-ci.sock") && s.contains("/^\\/runner-/"), "{s}");
+        assert!(
+            s.contains("--host=unix:///run/docker-ci.sock") && s.contains("sock=/run/docker-ci.sock") && s.contains("/^\\/runner-/"),
+            "{s}"
+        );
         let o = std::process::Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
         assert!(o.status.success(), "{}\n{s}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(w.announces("running=0\njobs=0\nlive_restore=true\n").unwrap().0, "restart docker-ci");
