@@ -21,7 +21,22 @@ pub struct DockerSection {
     pub privileged: bool,
     /// Volumes mounted into job containers.
     pub volumes: Vec<String>,
+    /// A docker engine started as a service beside every job (`dind: per-job`).
+    pub dind_service: Option<DindService>,
 }
+
+/// GitLab's "Docker-in-Docker with TLS enabled" service: the only container of a job that runs
+/// privileged, reached by the job as `docker`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DindService {
+    /// The pinned dind image (also the pattern of `allowed_privileged_services`).
+    pub image: String,
+    /// Arguments for the image's entrypoint (`dockerd-entrypoint.sh` takes bare dockerd flags).
+    pub command: Vec<String>,
+}
+
+/// The name jobs reach their per-job engine by.
+pub const DIND_SERVICE_ALIAS: &str = "docker";
 
 /// The S3 cache settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +107,9 @@ pub fn render(concurrent: u32, check_interval: u32, runners: &[RunnerSection]) -
             dt["image"] = value(&d.image);
             dt["privileged"] = value(d.privileged);
             dt["volumes"] = value(d.volumes.iter().collect::<Array>());
+            if let Some(s) = &d.dind_service {
+                render_dind_service(&mut dt, s);
+            }
             t["docker"] = Item::Table(dt);
         }
         if let Some(c) = &r.cache {
@@ -116,6 +134,20 @@ pub fn render(concurrent: u32, check_interval: u32, runners: &[RunnerSection]) -
     }
     doc["runners"] = Item::ArrayOfTables(list);
     doc.to_string()
+}
+
+/// Privileged for the dind service only (the job container keeps `privileged`), and the
+/// service itself as a `[[runners.docker.services]]` entry.
+fn render_dind_service(docker: &mut Table, s: &DindService) {
+    docker["services_privileged"] = value(true);
+    docker["allowed_privileged_services"] = value(Array::from_iter([s.image.as_str()]));
+    let mut service = Table::new();
+    service["name"] = value(&s.image);
+    service["alias"] = value(DIND_SERVICE_ALIAS);
+    service["command"] = value(s.command.iter().collect::<Array>());
+    let mut services = ArrayOfTables::new();
+    services.push(service);
+    docker["services"] = Item::ArrayOfTables(services);
 }
 
 /// Deep-merges JSON (from vars) into a TOML table: mappings merge, anything else replaces.
@@ -213,6 +245,7 @@ mod tests {
                 image: "alpine:3.20".into(),
                 privileged: false,
                 volumes: vec!["/cache".into(), "/var/run/provision-dind:/var/run/dind".into()],
+                dind_service: None,
             }),
             cache: Some(S3Cache {
                 server_address: "s3.amazonaws.com".into(),
