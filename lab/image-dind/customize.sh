@@ -1,4 +1,5 @@
-# Runs inside the debootstrapped rootfs of the lab's docker:dind image.
+# Runs inside the debootstrapped rootfs of the lab's docker:dind image (lab/lab imports it with
+# the official image's ENTRYPOINT ["dockerd-entrypoint.sh"] and VOLUME /var/lib/docker).
 set -eu
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc /usr/share/man
@@ -20,7 +21,8 @@ gen_certs() {
 		openssl req -new -x509 -days 825 -key "$dir/ca/key.pem" -out "$dir/ca/cert.pem" -subj '/CN=docker:dind CA'
 	fi
 	for who in server client; do
-		[ -s "$dir/$who/cert.pem" ] && continue
+		# A certificate kept in a reused volume stays only if this CA signed it.
+		openssl verify -CAfile "$dir/ca/cert.pem" "$dir/$who/cert.pem" >/dev/null 2>&1 && continue
 		openssl genrsa -out "$dir/$who/key.pem" 4096 2>/dev/null
 		openssl req -new -key "$dir/$who/key.pem" -out "$dir/$who/csr.pem" -subj "/CN=docker:dind $who"
 		if [ "$who" = server ]; then
