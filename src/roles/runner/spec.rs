@@ -78,9 +78,9 @@ enum Dind {
     PerJob,
 }
 
-/// What a job needs to reach its per-job engine (the service alias `docker`) over TLS, as GitLab documents for
-/// "Docker-in-Docker with TLS enabled" (the dind entrypoint writes the client certificates to
-/// `$DOCKER_TLS_CERTDIR/client`, the volume shared with the job).
+/// What a job needs to reach its per-job engine (the service alias `docker`) over TLS, as
+/// GitLab documents for "Docker-in-Docker with TLS enabled" (the dind entrypoint writes the
+/// client certificates to `$DOCKER_TLS_CERTDIR/client`, the volume shared with the job).
 pub const PER_JOB_ENVIRONMENT: &[&str] =
     &["DOCKER_HOST=tcp://docker:2376", "DOCKER_TLS_CERTDIR=/certs", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=/certs/client"];
 
