@@ -281,6 +281,24 @@ mod tests {
     }
 
     #[test]
+    fn a_per_job_dind_service_is_the_only_privileged_container() {
+        let mut r = runner();
+        r.extra = serde_json::Map::new();
+        let d = r.docker.as_mut().unwrap();
+        d.dind_service =
+            Some(DindService { image: "docker:28.5.2-dind".into(), command: vec!["--registry-mirror=http://10.0.1.11:5000".into()] });
+        let doc: DocumentMut = render(1, 3, &[r]).parse().expect("valid TOML");
+        let docker = &doc["runners"][0]["docker"];
+        assert_eq!(docker["privileged"].as_bool(), Some(false), "the job container");
+        assert_eq!(docker["services_privileged"].as_bool(), Some(true));
+        assert_eq!(docker["allowed_privileged_services"].as_array().unwrap().get(0).unwrap().as_str(), Some("docker:28.5.2-dind"));
+        let service = docker["services"].as_array_of_tables().expect("[[runners.docker.services]]").get(0).unwrap();
+        assert_eq!(service["name"].as_str(), Some("docker:28.5.2-dind"));
+        assert_eq!(service["alias"].as_str(), Some(DIND_SERVICE_ALIAS));
+        assert_eq!(service["command"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
     fn diffs_show_no_secret_of_the_parsed_file() {
         let mut r = runner();
         r.environment.push("DEPLOY_TOKEN=env-secret-1".into());

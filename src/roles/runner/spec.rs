@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::config_toml::{DindService, DockerSection, RunnerSection, S3Cache};
+use super::config_toml::{DIND_SERVICE_ALIAS, DindService, DockerSection, RunnerSection, S3Cache};
 use crate::error::InputError;
 use crate::gitlab::{Registration, RunnerSpec, Scope};
 use crate::roles::topology::{DIND_DIR_IN_CONTAINER, DindEngine};
@@ -78,11 +78,11 @@ enum Dind {
     PerJob,
 }
 
-/// What a job needs to reach its per-job engine (the service alias `docker`) over TLS, as
-/// GitLab documents for "Docker-in-Docker with TLS enabled" (the dind entrypoint writes the
-/// client certificates to `$DOCKER_TLS_CERTDIR/client`, the volume shared with the job).
-pub const PER_JOB_ENVIRONMENT: &[&str] =
-    &["DOCKER_HOST=tcp://docker:2376", "DOCKER_TLS_CERTDIR=/certs", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=/certs/client"];
+/// What a job needs, beside `DOCKER_HOST=tcp://<service alias>:2376`, to reach its per-job
+/// engine over TLS, as GitLab documents for "Docker-in-Docker with TLS enabled" (the dind
+/// entrypoint writes the client certificates to `$DOCKER_TLS_CERTDIR/client`, the volume shared
+/// with the job).
+pub const PER_JOB_ENVIRONMENT: &[&str] = &["DOCKER_TLS_CERTDIR=/certs", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=/certs/client"];
 
 /// The volume the dind service and the job share for the client certificates.
 pub const PER_JOB_CERTS_VOLUME: &str = "/certs/client";
@@ -289,6 +289,7 @@ fn docker(ctx: &RoleContext, r: &Entry, environment: &mut Vec<String>, on_slave:
         Dind::PerJob => {
             dind_service = Some(per_job(jobs_host, r)?);
             volumes.push(PER_JOB_CERTS_VOLUME.into());
+            environment.push(format!("DOCKER_HOST=tcp://{DIND_SERVICE_ALIAS}:2376"));
             environment.extend(PER_JOB_ENVIRONMENT.iter().map(|e| e.to_string()));
         }
     }
