@@ -198,3 +198,133 @@ fn the_runner_logs_to_the_stacks_cloudwatch_group_when_there_is_one() {
     let text = snapshot(&without, Some("m1"));
     assert!(text.contains("log_driver: None"), "{text}");
 }
+
+/// config.toml as the master `host` of `dir` renders it (tokens empty: registration fills them).
+fn config_preview(dir: &tempfile::TempDir, host: &str) -> String {
+    let project = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let all = project.hosts(None).unwrap();
+    let fleet = Fleet::new(&project, &all);
+    let certs = certs(dir.path(), &["m1", "s1"]);
+    let facts = fleet.host(host).unwrap();
+    let ctx = roles::RoleContext { facts: &facts, fleet: &fleet, certs: &certs };
+    roles::runner::config_preview(&ctx).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// Both dind modes side by side: the shared engine's socket, and per job GitLab's
+/// "Docker-in-Docker with TLS enabled" (the pinned image as a privileged-only service with the
+/// slave's cache as its mirror, the job unprivileged, the certificates volume and TLS env).
+const BOTH_DIND_MODES: &str = "gitlab_api_token: glpat-x\n\
+    dind_image: docker:28.5.2-dind\n\
+    runners:\n  - name: shared\n    dind: true\n  - name: isolated\n    dind: per-job\n    tags: [compose]\n  - name: plain\n";
+
+#[test]
+fn per_job_dind_section() {
+    let dir = fixture(TWO_HOSTS, BOTH_DIND_MODES);
+    insta::assert_snapshot!(config_preview(&dir, "m1"));
+}
+
+/// The slave loads the pinned dind image (its dind role) where per-job services start: the
+/// daemon builds run on, the CI daemon's too when there is one.
+#[test]
+fn per_job_dind_image_is_on_the_daemon_builds_use() {
+    let dir = fixture(TWO_HOSTS, "gitlab_api_token: glpat-x\ndocker_ci_daemon: true\ndind_image: docker:28.5.2-dind\n");
+    let text = snapshot(&dir, Some("s1"));
+    assert!(text.contains("- image docker:28.5.2-dind\n"), "{text}");
+    assert!(text.contains("- image docker:28.5.2-dind on unix:///run/docker-ci.sock\n"), "{text}");
+}
+
+/// `dind` takes true, per-job or false; anything else names the runner entry and the choices.
+#[test]
+fn a_bad_dind_value_is_refused_with_the_choices() {
+    for (runners, message) in [
+        ("  - name: x\n    dind: per-build\n", "runners[0].dind `per-build`: expected true"),
+        ("  - name: x\n    dind: 3\n", "runners[0].dind `3`: expected true"),
+    ] {
+        let dir = fixture(TWO_HOSTS, &format!("gitlab_api_token: glpat-x\nrunners:\n{runners}"));
+        let err = m1_error(&dir);
+        assert!(err.contains(message), "{err}");
+    }
+    // Per-job needs the pinned image of a dind role on the slave.
+    let inv = "all:\n  children:\n    master:\n      hosts:\n        m1: {ssh_host: 10.0.0.10}\n    slave:\n      hosts:\n        s1: {ssh_host: 10.0.0.11, roles: [docker_tls, registry]}\n";
+    let dir = fixture(inv, "gitlab_api_token: glpat-x\nrunners:\n  - name: x\n    dind: per-job\n");
+    let err = m1_error(&dir);
+    assert!(err.contains("per-job runs `s1`'s pinned dind_image"), "{err}");
+}
+
+/// The message of the input error building `m1` of `dir` stops at.
+fn m1_error(dir: &tempfile::TempDir) -> String {
+    let project = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).unwrap();
+    let all = project.hosts(None).unwrap();
+    let fleet = Fleet::new(&project, &all);
+    let certs = certs(dir.path(), &["m1", "s1"]);
+    let m1 = all.iter().find(|h| h.vars.host == "m1").unwrap();
+    match roles::desired(&fleet, m1, &certs) {
+        Ok(_) => panic!("m1 was built"),
+        Err(e) => e.message().to_string(),
+    }
+}
+
+/// The keys gitlab-runner reads, by table, from the fixture taken from its source at the
+/// pinned version (see the fixture's header).
+fn runner_keys() -> std::collections::BTreeMap<String, Vec<String>> {
+    let text = include_str!("fixtures/gitlab-runner-v18.10.1-config-keys.txt");
+    let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+    let mut table = String::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        match line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            Some(t) => table = t.to_string(),
+            None => out.entry(table.clone()).or_default().push(line.to_string()),
+        }
+    }
+    out
+}
+
+/// Keys of `item` (a table or array of tables at `path`) gitlab-runner does not read, recursing
+/// into the tables the fixture lists.
+fn unknown_keys(path: &str, item: &toml_edit::Item, known: &std::collections::BTreeMap<String, Vec<String>>, out: &mut Vec<String>) {
+    let tables: Vec<&toml_edit::Table> = match item {
+        toml_edit::Item::Table(t) => vec![t],
+        toml_edit::Item::ArrayOfTables(a) => a.iter().collect(),
+        _ => return,
+    };
+    let Some(keys) = known.get(path) else { return };
+    for t in tables {
+        for (k, v) in t.iter() {
+            if !keys.iter().any(|known| known == k) {
+                out.push(format!("{path}.{k}"));
+            }
+            unknown_keys(&format!("{path}.{k}"), v, known, out);
+        }
+    }
+}
+
+/// Every key the runner role writes into a `[[runners]]` section (both dind modes, a plain
+/// runner, the S3 cache) is one gitlab-runner of the pinned version reads.
+#[test]
+fn generated_runner_sections_use_only_keys_the_pinned_gitlab_runner_reads() {
+    let dir = fixture(
+        TWO_HOSTS,
+        &format!(
+            "{BOTH_DIND_MODES}runner_cache_s3_bucket: ci-cache\nrunner_cache_s3_access_key: AKIA\nrunner_cache_s3_secret_key: s3-secret\n"
+        ),
+    );
+    let project = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).unwrap();
+    let all = project.hosts(None).unwrap();
+    let fleet = Fleet::new(&project, &all);
+    let pinned = fleet.host("m1").unwrap().runner.as_ref().unwrap().runner_version.clone();
+    assert_eq!(pinned, "18.10.1", "the runner pin moved: regenerate tests/fixtures/gitlab-runner-v{pinned}-config-keys.txt");
+    let known = runner_keys();
+    let doc: toml_edit::DocumentMut = config_preview(&dir, "m1").parse().unwrap();
+    let mut unknown = Vec::new();
+    unknown_keys("runners", &doc["runners"], &known, &mut unknown);
+    assert_eq!(unknown, Vec::<String>::new());
+    for key in ["services_privileged", "allowed_privileged_services", "services"] {
+        assert!(doc.to_string().contains(key), "the per-job keys were checked: {key}");
+    }
+    // The check itself catches a key gitlab-runner does not read.
+    let mut wrong = doc.clone();
+    wrong["runners"].as_array_of_tables_mut().unwrap().get_mut(1).unwrap()["docker"]["service_privileged"] = toml_edit::value(true);
+    let mut unknown = Vec::new();
+    unknown_keys("runners", &wrong["runners"], &known, &mut unknown);
+    assert_eq!(unknown, ["runners.docker.service_privileged"]);
+}

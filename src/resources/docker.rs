@@ -277,6 +277,34 @@ pub enum Privilege {
     AllCapsExcept(Vec<String>),
 }
 
+impl Privilege {
+    /// Its `docker run` options.
+    pub fn run_args(&self) -> Vec<String> {
+        match self {
+            Privilege::Default => Vec::new(),
+            Privilege::Privileged => vec!["--privileged".into()],
+            Privilege::AllCapsExcept(drop) => {
+                let mut args: Vec<String> = [
+                    "--cap-add=ALL",
+                    "--security-opt",
+                    "seccomp=unconfined",
+                    "--security-opt",
+                    "apparmor=unconfined",
+                    "--security-opt",
+                    "systempaths=unconfined",
+                    "--cgroupns=host",
+                    "-v",
+                    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                ]
+                .map(String::from)
+                .into();
+                args.extend(drop.iter().map(|c| format!("--cap-drop={c}")));
+                args
+            }
+        }
+    }
+}
+
 /// A container with a fully declared spec. It is recreated when the spec or the image behind
 /// its reference changes, and started when stopped.
 #[derive(Debug, Clone)]
@@ -374,25 +402,7 @@ impl Container {
         if let Some(n) = &self.network {
             args = args.arg("--network").arg(n);
         }
-        match &self.privilege {
-            Privilege::Default => {}
-            Privilege::Privileged => args = args.arg("--privileged"),
-            Privilege::AllCapsExcept(drop) => {
-                args = args.args([
-                    "--cap-add=ALL",
-                    "--security-opt",
-                    "seccomp=unconfined",
-                    "--security-opt",
-                    "apparmor=unconfined",
-                    "--security-opt",
-                    "systempaths=unconfined",
-                    "--cgroupns=host",
-                    "-v",
-                    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-                ]);
-                args = args.args(drop.iter().map(|c| format!("--cap-drop={c}")));
-            }
-        }
+        args = args.args(self.privilege.run_args());
         for (k, v) in &self.labels {
             args = args.arg("--label").arg(format!("{k}={v}"));
         }

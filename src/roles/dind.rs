@@ -80,6 +80,10 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let socket_dir = &v.dind_socket_dir;
     desired.steps.push(Step::new(Directory::new(socket_dir)));
     desired.steps.push(ctx.image_step(&v.dind_image, Daemon::default()));
+    if ctx.topology().ci_daemon {
+        // `dind: per-job` runners start this image as a service on the daemon builds run on.
+        desired.steps.push(ctx.image_step(&v.dind_image, ctx.topology().build_daemon()));
+    }
     let mut c = Container::new(DIND_CONTAINER, &v.dind_image);
     c.image_id = ctx.archived_image_id(&v.dind_image);
     let mut command = vec!["dockerd".to_string(), format!("--host=unix://{}", DindEngine::socket_in_container())];

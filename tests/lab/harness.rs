@@ -188,9 +188,16 @@ pub fn docker_from_master(inventory: &str, master: &str, slave_ip: &str, args: &
 /// Runs `docker ARGS` from this machine against lab-slave-1's TLS daemon (its 2376 published on
 /// loopback, `lab_tls_port`) with lab-master-1's client certificate from `lab/certs/`.
 pub fn docker_from_laptop(args: &[&str]) -> Output {
+    laptop_docker().args(args).output().unwrap()
+}
+
+/// The docker command of [`docker_from_laptop`], to add arguments to.
+pub fn laptop_docker() -> Command {
+    static PORT: OnceLock<String> = OnceLock::new();
+    let port = PORT.get_or_init(|| host_var("lab-slave-1", "lab_tls_port"));
     let certs = lab_dir().join("certs");
-    let port = host_var("lab-slave-1", "lab_tls_port");
-    Command::new("/usr/bin/docker")
+    let mut docker = Command::new("/usr/bin/docker");
+    docker
         .arg("--tlsverify")
         .arg("--tlscacert")
         .arg(certs.join("ca.pem"))
@@ -198,8 +205,6 @@ pub fn docker_from_laptop(args: &[&str]) -> Output {
         .arg(certs.join("client/lab-master-1.pem"))
         .arg("--tlskey")
         .arg(certs.join("client/lab-master-1-key.pem"))
-        .args(["-H", &format!("tcp://127.0.0.1:{port}")])
-        .args(args)
-        .output()
-        .unwrap()
+        .args(["-H", &format!("tcp://127.0.0.1:{port}")]);
+    docker
 }

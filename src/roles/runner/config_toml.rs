@@ -21,7 +21,22 @@ pub struct DockerSection {
     pub privileged: bool,
     /// Volumes mounted into job containers.
     pub volumes: Vec<String>,
+    /// A docker engine started as a service beside every job (`dind: per-job`).
+    pub dind_service: Option<DindService>,
 }
+
+/// GitLab's "Docker-in-Docker with TLS enabled" service: the only container of a job that runs
+/// privileged, reached by the job as `docker`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DindService {
+    /// The pinned dind image (also the pattern of `allowed_privileged_services`).
+    pub image: String,
+    /// Arguments for the image's entrypoint (`dockerd-entrypoint.sh` takes bare dockerd flags).
+    pub command: Vec<String>,
+}
+
+/// The name jobs reach their per-job engine by.
+pub const DIND_SERVICE_ALIAS: &str = "docker";
 
 /// The S3 cache settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +107,9 @@ pub fn render(concurrent: u32, check_interval: u32, runners: &[RunnerSection]) -
             dt["image"] = value(&d.image);
             dt["privileged"] = value(d.privileged);
             dt["volumes"] = value(d.volumes.iter().collect::<Array>());
+            if let Some(s) = &d.dind_service {
+                render_dind_service(&mut dt, s);
+            }
             t["docker"] = Item::Table(dt);
         }
         if let Some(c) = &r.cache {
@@ -116,6 +134,20 @@ pub fn render(concurrent: u32, check_interval: u32, runners: &[RunnerSection]) -
     }
     doc["runners"] = Item::ArrayOfTables(list);
     doc.to_string()
+}
+
+/// Privileged for the dind service only (the job container keeps `privileged`), and the
+/// service itself as a `[[runners.docker.services]]` entry.
+fn render_dind_service(docker: &mut Table, s: &DindService) {
+    docker["services_privileged"] = value(true);
+    docker["allowed_privileged_services"] = value(Array::from_iter([s.image.as_str()]));
+    let mut service = Table::new();
+    service["name"] = value(&s.image);
+    service["alias"] = value(DIND_SERVICE_ALIAS);
+    service["command"] = value(s.command.iter().collect::<Array>());
+    let mut services = ArrayOfTables::new();
+    services.push(service);
+    docker["services"] = Item::ArrayOfTables(services);
 }
 
 /// Deep-merges JSON (from vars) into a TOML table: mappings merge, anything else replaces.
@@ -213,6 +245,7 @@ mod tests {
                 image: "alpine:3.20".into(),
                 privileged: false,
                 volumes: vec!["/cache".into(), "/var/run/provision-dind:/var/run/dind".into()],
+                dind_service: None,
             }),
             cache: Some(S3Cache {
                 server_address: "s3.amazonaws.com".into(),
@@ -245,6 +278,24 @@ mod tests {
         assert_eq!(r["output_limit"].as_integer(), Some(8192));
         assert_eq!(r["custom_build_dir"]["enabled"].as_bool(), Some(true));
         assert!(text.starts_with("# Managed by provision"), "{text}");
+    }
+
+    #[test]
+    fn a_per_job_dind_service_is_the_only_privileged_container() {
+        let mut r = runner();
+        r.extra = serde_json::Map::new();
+        let d = r.docker.as_mut().unwrap();
+        d.dind_service =
+            Some(DindService { image: "docker:28.5.2-dind".into(), command: vec!["--registry-mirror=http://10.0.1.11:5000".into()] });
+        let doc: DocumentMut = render(1, 3, &[r]).parse().expect("valid TOML");
+        let docker = &doc["runners"][0]["docker"];
+        assert_eq!(docker["privileged"].as_bool(), Some(false), "the job container");
+        assert_eq!(docker["services_privileged"].as_bool(), Some(true));
+        assert_eq!(docker["allowed_privileged_services"].as_array().unwrap().get(0).unwrap().as_str(), Some("docker:28.5.2-dind"));
+        let service = docker["services"].as_array_of_tables().expect("[[runners.docker.services]]").get(0).unwrap();
+        assert_eq!(service["name"].as_str(), Some("docker:28.5.2-dind"));
+        assert_eq!(service["alias"].as_str(), Some(DIND_SERVICE_ALIAS));
+        assert_eq!(service["command"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub(crate) use autoscale::STACK_SPECS as CLOUD_SPECS;
 pub mod config_toml;
 pub mod registration;
 mod spec;
+pub use spec::preview as config_preview;
 
 use std::sync::Arc;
 

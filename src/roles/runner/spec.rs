@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::config_toml::{DockerSection, RunnerSection, S3Cache};
+use super::config_toml::{DIND_SERVICE_ALIAS, DindService, DockerSection, RunnerSection, S3Cache};
 use crate::error::InputError;
 use crate::gitlab::{Registration, RunnerSpec, Scope};
 use crate::roles::topology::{DIND_DIR_IN_CONTAINER, DindEngine};
@@ -67,6 +67,34 @@ pub fn runners(ctx: &RoleContext) -> Result<Vec<PlannedRunner>, InputError> {
     Ok(out)
 }
 
+/// Where a runner's jobs get a docker engine from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dind {
+    /// No engine of their own: jobs see none.
+    Off,
+    /// The slave's one dind engine, its socket mounted into every job.
+    Shared,
+    /// A `docker:dind` service started beside every job, removed with it.
+    PerJob,
+}
+
+/// What a job needs, beside `DOCKER_HOST=tcp://<service alias>:2376`, to reach its per-job
+/// engine over TLS, as GitLab documents for "Docker-in-Docker with TLS enabled" (the dind
+/// entrypoint writes the client certificates to `$DOCKER_TLS_CERTDIR/client`, the volume shared
+/// with the job).
+pub const PER_JOB_ENVIRONMENT: &[&str] = &["DOCKER_TLS_CERTDIR=/certs", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=/certs/client"];
+
+/// The volume the dind service and the job share for the client certificates.
+pub const PER_JOB_CERTS_VOLUME: &str = "/certs/client";
+
+/// config.toml as the `runners` var renders it, tokens left empty (registration fills them in
+/// at apply): the sections `provision` writes, without asking GitLab.
+pub fn preview(ctx: &RoleContext) -> Result<String, InputError> {
+    let v = super::vars(ctx);
+    let sections: Vec<RunnerSection> = runners(ctx)?.into_iter().map(|r| r.section).collect();
+    Ok(super::config_toml::render(v.runner_concurrent, v.runner_check_interval, &sections))
+}
+
 struct Entry<'a> {
     map: &'a Map<String, Json>,
     at: String,
@@ -91,6 +119,28 @@ impl Entry<'_> {
             Some(Json::String(s)) if matches!(s.as_str(), "no" | "false") => Ok(Some(false)),
             Some(_) => Err((self.err)(format!("{}.{key} must be true or false", self.at))),
         }
+    }
+
+    /// `dind`: `true` (the shared engine), `per-job` (a service per job) or `false`.
+    fn dind(&self) -> Result<Dind, InputError> {
+        match self.map.get("dind") {
+            None | Some(Json::Null) | Some(Json::Bool(false)) => Ok(Dind::Off),
+            Some(Json::Bool(true)) => Ok(Dind::Shared),
+            Some(Json::String(s)) => match s.as_str() {
+                "per-job" => Ok(Dind::PerJob),
+                "true" | "yes" | "shared" => Ok(Dind::Shared),
+                "false" | "no" => Ok(Dind::Off),
+                other => Err(self.dind_error(other)),
+            },
+            Some(other) => Err(self.dind_error(&other.to_string())),
+        }
+    }
+
+    fn dind_error(&self, got: &str) -> InputError {
+        (self.err)(format!(
+            "{}.dind `{got}`: expected true (the slave's shared dind engine), per-job (a dind service per job) or false",
+            self.at
+        ))
     }
 
     fn uint(&self, key: &str) -> Result<Option<u64>, InputError> {
@@ -222,16 +272,26 @@ fn docker(ctx: &RoleContext, r: &Entry, environment: &mut Vec<String>, on_slave:
         volumes.push("/cache".into());
     }
     let slave = if on_slave { slave(ctx, r)? } else { None };
-    if r.bool("dind")?.unwrap_or(false) {
-        // A path on the host where jobs run (the slave, else this one), beside its dind engine.
-        let topology = slave.as_ref().map_or(ctx.topology(), |s| &s.topology);
-        let where_ = slave.as_ref().map_or(ctx.name(), |s| s.name());
-        let engine = topology
-            .dind
-            .as_ref()
-            .ok_or_else(|| (r.err)(format!("{}.dind: `{where_}` runs no dind engine (it lacks the dind role)", r.at)))?;
-        volumes.push(format!("{}:{DIND_DIR_IN_CONTAINER}", engine.host_socket_dir));
-        environment.push(format!("DOCKER_HOST=unix://{}", DindEngine::socket_in_container()));
+    // The host where jobs run (the slave, else this one).
+    let jobs_host: &HostFacts = slave.as_deref().unwrap_or(ctx.facts);
+    let mut dind_service = None;
+    match r.dind()? {
+        Dind::Off => {}
+        Dind::Shared => {
+            // A path on the jobs' host, beside its dind engine.
+            let engine =
+                jobs_host.topology.dind.as_ref().ok_or_else(|| {
+                    (r.err)(format!("{}.dind: `{}` runs no dind engine (it lacks the dind role)", r.at, jobs_host.name()))
+                })?;
+            volumes.push(format!("{}:{DIND_DIR_IN_CONTAINER}", engine.host_socket_dir));
+            environment.push(format!("DOCKER_HOST=unix://{}", DindEngine::socket_in_container()));
+        }
+        Dind::PerJob => {
+            dind_service = Some(per_job(jobs_host, r)?);
+            volumes.push(PER_JOB_CERTS_VOLUME.into());
+            environment.push(format!("DOCKER_HOST=tcp://{DIND_SERVICE_ALIAS}:2376"));
+            environment.extend(PER_JOB_ENVIRONMENT.iter().map(|e| e.to_string()));
+        }
     }
     let host = match r.str("docker_host")? {
         Some(h) if !h.is_empty() => Some(h),
@@ -250,7 +310,19 @@ fn docker(ctx: &RoleContext, r: &Entry, environment: &mut Vec<String>, on_slave:
         image: r.str("image")?.unwrap_or_else(|| super::vars(ctx).runner_job_image.clone()),
         privileged: r.bool("privileged")?.unwrap_or(false),
         volumes,
+        dind_service,
     })
+}
+
+/// `dind: per-job`: the service runs the jobs' host's pinned `dind_image` (its dind role loads
+/// it there, on the daemon builds use), its mirror the host's registry cache so every per-job
+/// engine pulls through it instead of from the internet.
+fn per_job(jobs_host: &HostFacts, r: &Entry) -> Result<DindService, InputError> {
+    let dind = jobs_host.dind.as_ref().ok_or_else(|| {
+        (r.err)(format!("{}.dind: per-job runs `{}`'s pinned dind_image, and that host lacks the dind role", r.at, jobs_host.name()))
+    })?;
+    let command = jobs_host.topology.mirror.iter().map(|m| format!("--registry-mirror={m}")).collect();
+    Ok(DindService { image: dind.dind_image.clone(), command })
 }
 
 /// The runner's slave (its `slave` key, else the first host of the `slave` group), read from
