@@ -178,7 +178,7 @@ fn planned(ctx: &RoleContext, r: &Entry) -> Result<PlannedRunner, InputError> {
         limit: r.uint("limit")?.map(|l| l as u32),
         environment,
         docker,
-        cache: if r.bool("cache")?.unwrap_or(true) { cache(ctx) } else { None },
+        cache: if r.bool("cache")?.unwrap_or(true) { cache(ctx, r)? } else { None },
         extra,
     };
     Ok(PlannedRunner { section, registration, spec })
@@ -273,18 +273,55 @@ fn slave(ctx: &RoleContext, r: &Entry) -> Result<Option<std::sync::Arc<HostFacts
     Ok(Some(slave))
 }
 
-fn cache(ctx: &RoleContext) -> Option<S3Cache> {
+/// `[runners.cache]`: the S3 bucket of the vars (AWS, or a server set up by hand), else the
+/// cache server provision runs for this runner (see [`cache_server_host`]), else none.
+fn cache(ctx: &RoleContext, r: &Entry) -> Result<Option<S3Cache>, InputError> {
     let v = super::vars(ctx);
     if v.runner_cache_s3_bucket.is_empty() {
-        return None;
+        return cache_server(ctx, r);
     }
     let (access, secret) = (&v.runner_cache_s3_access_key, &v.runner_cache_s3_secret_key);
     Redactor::add(secret);
-    Some(S3Cache {
+    Ok(Some(S3Cache {
         server_address: v.runner_cache_s3_server_address.clone(),
         bucket_name: v.runner_cache_s3_bucket.clone(),
         bucket_location: v.runner_cache_s3_region.clone(),
         shared: v.runner_cache_shared,
         credentials: (!access.is_empty()).then(|| (access.clone(), secret.clone())),
-    })
+        insecure: None,
+    }))
+}
+
+/// The cache server of the runner's slave, else of the first host of the `cache` group, with
+/// the keys provision generated for it; plain HTTP (`Insecure = true`) only when that server
+/// was asked to serve it.
+fn cache_server(ctx: &RoleContext, r: &Entry) -> Result<Option<S3Cache>, InputError> {
+    let Some(host) = cache_server_host(ctx, r)? else { return Ok(None) };
+    let server = host.cache_server.as_ref().expect("a cache server host has its vars");
+    let keys = crate::certs::cache_keys::read(ctx.certs, host.name())
+        .map_err(|e| (r.err)(format!("{}: the keys of cache server `{}`: {e} (run `provision certs generate`)", r.at, host.name())))?;
+    Ok(Some(S3Cache {
+        server_address: server.server_address(&host.spec.connection.private_address),
+        bucket_name: server.cache_server_bucket.clone(),
+        bucket_location: crate::roles::cache_server::REGION.into(),
+        shared: super::vars(ctx).runner_cache_shared,
+        credentials: Some((keys.access_key, keys.secret_key)),
+        insecure: Some(!server.cache_server_tls),
+    }))
+}
+
+/// The host whose cache server the runner uses: its slave when that runs one, else the first
+/// host of the `cache` group that runs one.
+fn cache_server_host(ctx: &RoleContext, r: &Entry) -> Result<Option<std::sync::Arc<HostFacts>>, InputError> {
+    if let Some(s) = slave(ctx, r)?.filter(|s| s.cache_server.is_some()) {
+        return Ok(Some(s));
+    }
+    let inv = &ctx.project().inventory;
+    for name in crate::inventory::limit::select(inv, "cache").unwrap_or_default() {
+        let host = ctx.fleet.host(&name).map_err(|e| InputError::plain(format!("reading cache host `{name}` for {}: {e}", r.at)))?;
+        if host.cache_server.is_some() {
+            return Ok(Some(host));
+        }
+    }
+    Ok(None)
 }
