@@ -37,15 +37,25 @@ impl CacheKeys {
         CacheKeys { access_key: random_string(ACCESS_CHARS, 20), secret_key: random_string(SECRET_CHARS, 40) }
     }
 
-    fn to_file(&self) -> String {
-        format!(
+    /// The file: these keys, and the ones they replace (still on the hosts until the next
+    /// apply, and so still to be masked in what is read back from them).
+    fn to_file(&self, previous: Option<&CacheKeys>) -> String {
+        let mut text = format!(
             "# Written by provision: the cache server's keys. Keep private.\naccess_key={}\nsecret_key={}\n",
             self.access_key, self.secret_key
-        )
+        );
+        if let Some(p) = previous {
+            text.push_str(&format!("previous_access_key={}\nprevious_secret_key={}\n", p.access_key, p.secret_key));
+        }
+        text
     }
 
     fn parse(text: &str) -> Option<Self> {
-        let value = |key: &str| text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).map(str::to_string);
+        Self::parse_prefixed(text, "")
+    }
+
+    fn parse_prefixed(text: &str, prefix: &str) -> Option<Self> {
+        let value = |key: &str| text.lines().find_map(|l| l.strip_prefix(prefix)?.strip_prefix(key)?.strip_prefix('=')).map(str::to_string);
         let keys = CacheKeys { access_key: value("access_key")?, secret_key: value("secret_key")? };
         let valid = |s: &str, chars: &[u8], min: usize| s.len() >= min && s.bytes().all(|b| chars.contains(&b));
         (valid(&keys.access_key, ACCESS_CHARS, 3) && valid(&keys.secret_key, SECRET_CHARS, 8)).then_some(keys)
@@ -78,18 +88,18 @@ pub fn ensure(dir: &mut CertsDir, hosts: &[String], rotate: &[String], dry_run: 
     let mut out = Vec::new();
     for host in hosts {
         let path = dir.cache_keys(host);
-        let outcome = if rotate.contains(host) {
-            Outcome::Reissued("rotation requested".into())
+        let (outcome, previous) = if rotate.contains(host) {
+            (Outcome::Reissued("rotation requested".into()), read(dir, host).ok())
         } else if path.exists() {
             read(dir, host)?;
-            Outcome::Kept
+            (Outcome::Kept, None)
         } else {
-            Outcome::Created
+            (Outcome::Created, None)
         };
         if outcome != Outcome::Kept {
             let keys = CacheKeys::generate();
             register(&keys);
-            dir.store(&path, keys.to_file().as_bytes(), 0o600, dry_run)?;
+            dir.store(&path, keys.to_file(previous.as_ref()).as_bytes(), 0o600, dry_run)?;
         }
         out.push((format!("cache keys {host}"), outcome));
     }
@@ -104,6 +114,9 @@ pub fn read(dir: &CertsDir, host: &str) -> Result<CacheKeys, CertError> {
     let text = String::from_utf8(dir.read(&path).map_err(io)?).unwrap_or_default();
     let keys = CacheKeys::parse(&text).ok_or_else(|| invalid(&path))?;
     register(&keys);
+    if let Some(previous) = CacheKeys::parse_prefixed(&text, "previous_") {
+        register(&previous);
+    }
     Ok(keys)
 }
 
@@ -141,6 +154,8 @@ mod tests {
         assert_eq!(read(&dir, "slave-1").unwrap(), first);
         assert!(matches!(ensure(&mut dir, &hosts, &hosts, false).unwrap()[0].1, Outcome::Reissued(_)));
         let second = read(&dir, "slave-1").unwrap();
+        let file = std::fs::read_to_string(dir.cache_keys("slave-1")).unwrap();
+        assert!(file.contains(&format!("previous_secret_key={}\n", first.secret_key)), "the old keys stay known, to be masked");
         assert_ne!(second.access_key, first.access_key);
         assert_ne!(second.secret_key, first.secret_key);
         assert!(!format!("{second:?}").contains(&second.secret_key));

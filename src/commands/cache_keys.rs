@@ -33,3 +33,14 @@ pub fn rotate(g: &Global, project: &Project, hosts: &[HostSpec], yes: bool) -> R
     super::certs::print_outcomes(&outcomes, true, false);
     Ok(0)
 }
+
+/// Registers the keys of every cache server of the inventory with the redactor (best effort:
+/// a missing or broken file registers nothing), so output that reads them back from hosts
+/// (`debug config` of a master's config.toml, `debug exec`) masks them like other secrets.
+pub fn register_known(project: &Project) {
+    let Ok(hosts) = project.hosts(None) else { return };
+    let Ok((dir, ..)) = super::certs::settings(project, &hosts) else { return };
+    for host in cache_server::hosts(&hosts).unwrap_or_default() {
+        let _ = cache_keys::read(&dir, &host);
+    }
+}
