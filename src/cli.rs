@@ -146,6 +146,13 @@ pub enum CertsCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Generate new keys for the build cache servers in --limit (all without it), after a
+    /// confirmation; the next apply gives them to the servers and their runners
+    RotateCacheKeys {
+        /// Do not ask for confirmation (required without a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `debug` subcommands. TARGET is a host, group or pattern, as for --limit.

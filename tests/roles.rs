@@ -328,3 +328,28 @@ fn generated_runner_sections_use_only_keys_the_pinned_gitlab_runner_reads() {
     unknown_keys("runners", &wrong["runners"], &known, &mut unknown);
     assert_eq!(unknown, ["runners.docker.service_privileged"]);
 }
+
+/// The `cache` group gets the build cache server: its bucket, TLS files from provision's CA and
+/// its check; with `cache_server_tls: false`, plain HTTP and no key file. Its keys come from
+/// the certs directory and are registered as secrets.
+#[test]
+fn the_cache_group_runs_a_cache_server() {
+    let inv = format!("{TWO_HOSTS}    cache:\n      hosts:\n        s1:\n");
+    for (vars, scheme, tls_files) in [("", "https", true), ("cache_server_tls: false\n", "http", false)] {
+        let dir = fixture(&inv, &format!("gitlab_api_token: glpat-x\n{vars}"));
+        let mut keys_dir = CertsDir::new(dir.path().join("certs"));
+        provision::certs::cache_keys::ensure(&mut keys_dir, &["s1".to_string()], &[], false).unwrap();
+        let out = snapshot(&dir, Some("s1"));
+        let ids: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("- ")).collect();
+        for id in ["container cache-server", "bucket runner-cache", &format!("check cache server {scheme}://10.0.1.11:9005/runner-cache")] {
+            assert!(ids.contains(&id), "{id} missing: {ids:?}");
+        }
+        assert_eq!(ids.contains(&"file /etc/cache-server/certs/private.key"), tls_files, "{ids:?}");
+        assert!(out.contains("alias: Some(\"cache\"), name: \"cache-server\""), "debug knows it: {out}");
+        let keys = provision::certs::cache_keys::read(&keys_dir, "s1").unwrap();
+        assert_eq!(provision::vars::secret::Redactor::redact(&keys.secret_key), "***");
+    }
+    // Without the group, no host runs one.
+    let dir = fixture(TWO_HOSTS, "gitlab_api_token: glpat-x\n");
+    assert!(!snapshot(&dir, None).contains("cache-server"));
+}

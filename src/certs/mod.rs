@@ -12,6 +12,7 @@
 //! Check mode (`plan`, `apply --check`) writes nothing: what would be created or re-issued is
 //! kept in memory ([`CertsDir::read`] serves it), so the plan shows the files hosts would get.
 
+pub mod cache_keys;
 mod inspect;
 mod issue;
 

@@ -30,6 +30,7 @@ pub fn run(g: &Global, cmd: &CertsCommand) -> Result<i32> {
             print_outcomes(&outcomes, true, false);
             Ok(0)
         }
+        CertsCommand::RotateCacheKeys { yes } => super::cache_keys::rotate(g, &project, &hosts, *yes),
         CertsCommand::Status => status(&project, &hosts),
     }
 }
@@ -63,7 +64,8 @@ pub fn ensure(project: &Project, all_hosts: &[HostSpec], rotate: Vec<String>, dr
         tracing::warn!("{warning}");
     }
     let opts = Options { policy, rotate, dry_run };
-    let outcomes = dir.ensure(&servers, &clients, &opts).map_err(|e| Error::Other(format!("certificates: {e}")))?;
+    let mut outcomes = dir.ensure(&servers, &clients, &opts).map_err(|e| Error::Other(format!("certificates: {e}")))?;
+    outcomes.extend(super::cache_keys::ensure(&mut dir, all_hosts, &[], dry_run)?);
     Ok((dir, outcomes))
 }
 

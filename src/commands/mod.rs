@@ -1,6 +1,7 @@
 //! Subcommand implementations and the edge where errors become messages and exit codes.
 
 mod apply;
+mod cache_keys;
 mod certs;
 mod cloud;
 mod completions;

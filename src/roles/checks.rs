@@ -117,6 +117,31 @@ pub fn runner_config(config: &str, process: RunnerProcess) -> Step {
     Step::new(Check { what: "gitlab-runner loaded config.toml".to_string(), health: Health::new(s.into_string()).evidence(logs.render()) })
 }
 
+/// The build cache server answers on `url` (its bucket on the published address; with `ca`,
+/// over TLS verified with it) and refuses a request without keys (403), and its bucket answers
+/// `stat` (`with_keys`: the server's own client, run with the server's keys).
+pub fn cache_bucket(url: &str, ca: Option<&str>, with_keys: &Cmd, container: &str) -> Step {
+    let mut s = Script::new();
+    s.set("u", url).set("ca", ca.unwrap_or(""));
+    s.line(
+        "if command -v curl >/dev/null 2>&1; then\n\
+         if [ -n \"$ca\" ]; then code=$(curl -s -o /dev/null --max-time 5 --cacert \"$ca\" -w '%{http_code}' \"$u\")\n\
+         else code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' \"$u\"); fi\n\
+         case \"$code\" in\n\
+         403) ;;\n\
+         000) printf 'health=failed\\nwhy=no verified answer from %s\\n' \"$u\"; exit 0 ;;\n\
+         *) printf 'health=failed\\nwhy=%s answered %s to a request without keys (expected 403)\\n' \"$u\" \"$code\"; exit 0 ;;\n\
+         esac\n\
+         fi",
+    );
+    s.line(&format!(
+        "if {} >/dev/null 2>&1; then echo health=ok; else printf 'health=failed\\nwhy=the bucket of %s does not answer\\n' \"$u\"; fi",
+        with_keys.render()
+    ));
+    let logs = Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(container);
+    Step::new(Check { what: format!("cache server {url}"), health: Health::new(s.into_string()).evidence(logs.render()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +162,9 @@ mod tests {
         let r = registry("127.0.0.1", 1, "registry-cache");
         let out = run(&r, "/usr/bin:/bin");
         assert!(out.starts_with("health=failed\nwhy=http://127.0.0.1:1/v2/ answered "), "{out}");
+        let c = cache_bucket("https://127.0.0.1:1/runner-cache", Some("/nonexistent/ca.crt"), &Cmd::new("true"), "cache-server");
+        let out = run(&c, "/usr/bin:/bin");
+        assert!(out.starts_with("health=failed\nwhy=no verified answer from https://127.0.0.1:1/runner-cache"), "{out}");
         let t = tls("0.0.0.0", 1, "/nonexistent/ca.pem", "docker.service");
         let out = run(&t, "/usr/bin:/bin");
         assert!(out.starts_with("health=failed\nwhy="), "{out}");

@@ -2,12 +2,14 @@
 //! them; they know nothing of SSH.
 //!
 //! Which roles a host gets: its `roles` var when set, otherwise by group: hosts in `slave`
-//! get [`SLAVE_ROLES`], hosts in `master` get [`MASTER_ROLES`].
+//! get [`SLAVE_ROLES`], hosts in `master` get [`MASTER_ROLES`], hosts in `cache` get
+//! [`CACHE_ROLES`].
 //!
 //! Each role reads its vars once into its own struct (defaults in its YAML), the host's docker
 //! layout is derived once ([`topology::DockerTopology`]), and other hosts are read through the
 //! run's [`topology::Fleet`]. Roles also say what they own ([`owned::Owned`]) for `debug`.
 
+pub mod cache_server;
 pub mod checks;
 pub mod cleanup;
 pub mod common;
@@ -41,6 +43,8 @@ pub use topology::{DockerTopology, Fleet, HostFacts};
 pub const SLAVE_ROLES: &[&str] = &["docker_tls", "registry", "dind", "cleanup"];
 /// Roles of hosts in the `master` group.
 pub const MASTER_ROLES: &[&str] = &["docker_client_certs", "runner"];
+/// Roles of hosts in the `cache` group (the build cache server is opt-in).
+pub const CACHE_ROLES: &[&str] = &["cache_server"];
 
 /// A role: its name, defaults (YAML), var types, how it builds resources and what it owns.
 pub struct Role {
@@ -63,7 +67,8 @@ impl std::fmt::Debug for Role {
 }
 
 /// Every role, in the order they apply on a host.
-pub const ROLES: &[&Role] = &[&docker_tls::ROLE, &registry::ROLE, &dind::ROLE, &docker_client::ROLE, &runner::ROLE, &cleanup::ROLE];
+pub const ROLES: &[&Role] =
+    &[&docker_tls::ROLE, &registry::ROLE, &cache_server::ROLE, &dind::ROLE, &docker_client::ROLE, &runner::ROLE, &cleanup::ROLE];
 
 /// What a role sees of a host.
 pub struct RoleContext<'a> {
@@ -239,7 +244,7 @@ fn for_vars(vars: &crate::vars::resolve::HostVars) -> Result<Vec<&'static Role>,
         None => {
             let groups = &vars.groups;
             let mut names: Vec<String> = Vec::new();
-            for (group, roles) in [("master", MASTER_ROLES), ("slave", SLAVE_ROLES)] {
+            for (group, roles) in [("master", MASTER_ROLES), ("slave", SLAVE_ROLES), ("cache", CACHE_ROLES)] {
                 if groups.iter().any(|g| g == group) {
                     names.extend(roles.iter().map(|r| r.to_string()));
                 }
@@ -261,7 +266,7 @@ pub fn desired(fleet: &Fleet, host: &HostSpec, certs: &crate::certs::CertsDir) -
     Ok(desired)
 }
 
-/// Whether `host` runs a TLS docker daemon and so needs a server certificate.
+/// Whether `host` runs a TLS docker daemon or a cache server and so needs a server certificate.
 pub fn needs_server_cert(host: &HostSpec) -> Result<bool, InputError> {
-    Ok(for_host(host)?.iter().any(|r| r.name == docker_tls::ROLE.name))
+    Ok(for_host(host)?.iter().any(|r| r.name == docker_tls::ROLE.name || r.name == cache_server::ROLE.name))
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::{Role, cleanup, common, dind, docker_tls, registry, runner, typed};
+use super::{Role, cache_server, cleanup, common, dind, docker_tls, registry, runner, typed};
 use crate::error::InputError;
 use crate::project::{HostSpec, Project};
 use crate::resources::docker::Daemon;
@@ -96,6 +96,8 @@ pub struct HostFacts {
     pub docker_tls: Option<docker_tls::Vars>,
     /// registry vars, when the host has that role.
     pub registry: Option<registry::Vars>,
+    /// cache_server vars, when the host has that role.
+    pub cache_server: Option<cache_server::Vars>,
     /// dind vars, when the host has that role.
     pub dind: Option<dind::Vars>,
     /// cleanup vars, when the host has that role.
@@ -115,6 +117,7 @@ impl HostFacts {
         let common: common::CommonVars = typed::from_vars(vars, common::SPECS)?;
         let docker_tls = if has(&docker_tls::ROLE) { Some(docker_tls::Vars::read(vars)?) } else { None };
         let registry = if has(&registry::ROLE) { Some(registry::Vars::read(vars)?) } else { None };
+        let cache_server = if has(&cache_server::ROLE) { Some(cache_server::Vars::read(vars)?) } else { None };
         let dind = if has(&dind::ROLE) { Some(dind::Vars::read(vars)?) } else { None };
         let cleanup = if has(&cleanup::ROLE) { Some(cleanup::Vars::read(vars)?) } else { None };
         let runner = if has(&runner::ROLE) { Some(runner::Vars::read(vars)?) } else { None };
@@ -124,7 +127,7 @@ impl HostFacts {
             dind: dind.as_ref().map(|d| DindEngine { host_socket_dir: d.dind_socket_dir.clone() }),
             mirror: registry.as_ref().and_then(|r| r.mirror_url(&spec.connection.private_address)),
         };
-        Ok(HostFacts { spec, roles, common, docker_tls, registry, dind, cleanup, runner, topology })
+        Ok(HostFacts { spec, roles, common, docker_tls, registry, cache_server, dind, cleanup, runner, topology })
     }
 
     /// The host's inventory name.

@@ -10,6 +10,7 @@
 mod harness;
 
 mod basics;
+mod cache_server;
 mod ci_daemon;
 mod converge;
 mod debug_commands;

@@ -26,6 +26,7 @@ const FORKS: usize = 50;
 /// Runs a debug subcommand.
 pub fn run(g: &Global, cmd: &DebugCommand) -> Result<i32> {
     let project = super::load_project(g)?;
+    super::cache_keys::register_known(&project);
     let limit = g.limit.as_deref();
     match cmd {
         DebugCommand::Exec(args) => exec(&project, limit, args),

@@ -468,6 +468,7 @@ mod tests {
                 bucket_location: "eu-west-1".into(),
                 shared: true,
                 credentials: None,
+                insecure: None,
             }),
             extra,
         };

@@ -51,6 +51,8 @@ pub struct S3Cache {
     pub shared: bool,
     /// Access key and secret key (secrets); `None`: the instance's IAM role.
     pub credentials: Option<(String, String)>,
+    /// `Insecure` (plain HTTP) for a server provision runs (`None`: left out, AWS).
+    pub insecure: Option<bool>,
 }
 
 /// One `[[runners]]` section.
@@ -120,6 +122,9 @@ pub fn render(concurrent: u32, check_interval: u32, runners: &[RunnerSection]) -
             s3["ServerAddress"] = value(&c.server_address);
             s3["BucketName"] = value(&c.bucket_name);
             s3["BucketLocation"] = value(&c.bucket_location);
+            if let Some(insecure) = c.insecure {
+                s3["Insecure"] = value(insecure);
+            }
             if let Some((access, secret)) = &c.credentials {
                 s3["AccessKey"] = value(access);
                 s3["SecretKey"] = value(secret);
@@ -253,6 +258,7 @@ mod tests {
                 bucket_location: "eu-west-1".into(),
                 shared: true,
                 credentials: None,
+                insecure: None,
             }),
             extra: serde_json::from_str(
                 r#"{"docker": {"shm_size": 0, "volumes": ["/cache"]}, "output_limit": 8192, "custom_build_dir": {"enabled": true}}"#,

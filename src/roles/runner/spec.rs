@@ -220,6 +220,12 @@ fn planned(ctx: &RoleContext, r: &Entry) -> Result<PlannedRunner, InputError> {
         Some(Json::Object(m)) => merge_json(&mut extra, m),
         Some(_) => return Err((r.err)(format!("{}.extra must be a mapping (merged into the [[runners]] section)", r.at))),
     };
+    let cache = if r.bool("cache")?.unwrap_or(true) { cache(ctx, r)? } else { None };
+    let mut docker = docker;
+    // Autoscaled machines are not provision's hosts: no CA of ours is on them.
+    if let (Some(d), Some(c), "docker") = (docker.as_mut(), &cache, executor.as_str()) {
+        trust_cache_ca(ctx, r, d, c)?;
+    }
     let section = RunnerSection {
         name,
         url,
@@ -228,7 +234,7 @@ fn planned(ctx: &RoleContext, r: &Entry) -> Result<PlannedRunner, InputError> {
         limit: r.uint("limit")?.map(|l| l as u32),
         environment,
         docker,
-        cache: if r.bool("cache")?.unwrap_or(true) { cache(ctx) } else { None },
+        cache,
         extra,
     };
     Ok(PlannedRunner { section, registration, spec })
@@ -345,18 +351,78 @@ fn slave(ctx: &RoleContext, r: &Entry) -> Result<Option<std::sync::Arc<HostFacts
     Ok(Some(slave))
 }
 
-fn cache(ctx: &RoleContext) -> Option<S3Cache> {
+/// `[runners.cache]`: the S3 bucket of the vars (AWS, or a server set up by hand), else the
+/// cache server provision runs for this runner (see [`cache_server_host`]), else none.
+fn cache(ctx: &RoleContext, r: &Entry) -> Result<Option<S3Cache>, InputError> {
     let v = super::vars(ctx);
     if v.runner_cache_s3_bucket.is_empty() {
-        return None;
+        return cache_server(ctx, r);
     }
     let (access, secret) = (&v.runner_cache_s3_access_key, &v.runner_cache_s3_secret_key);
     Redactor::add(secret);
-    Some(S3Cache {
+    Ok(Some(S3Cache {
         server_address: v.runner_cache_s3_server_address.clone(),
         bucket_name: v.runner_cache_s3_bucket.clone(),
         bucket_location: v.runner_cache_s3_region.clone(),
         shared: v.runner_cache_shared,
         credentials: (!access.is_empty()).then(|| (access.clone(), secret.clone())),
-    })
+        insecure: None,
+    }))
+}
+
+/// The cache server of the runner's slave, else of the first host of the `cache` group, with
+/// the keys provision generated for it; plain HTTP (`Insecure = true`) only when that server
+/// was asked to serve it.
+fn cache_server(ctx: &RoleContext, r: &Entry) -> Result<Option<S3Cache>, InputError> {
+    let Some(host) = cache_server_host(ctx, r)? else { return Ok(None) };
+    let server = host.cache_server.as_ref().expect("a cache server host has its vars");
+    let keys = crate::certs::cache_keys::read(ctx.certs, host.name())
+        .map_err(|e| (r.err)(format!("{}: the keys of cache server `{}`: {e} (run `provision certs generate`)", r.at, host.name())))?;
+    Ok(Some(S3Cache {
+        server_address: server.server_address(&host.spec.connection.private_address),
+        bucket_name: server.cache_server_bucket.clone(),
+        bucket_location: crate::roles::cache_server::REGION.into(),
+        shared: super::vars(ctx).runner_cache_shared,
+        credentials: Some((keys.access_key, keys.secret_key)),
+        insecure: Some(!server.cache_server_tls),
+    }))
+}
+
+/// Where job and helper containers find provision's CA: Go (the runner helper that uploads and
+/// downloads the cache) reads every file in `/etc/ssl/certs` besides the system bundle.
+pub const CA_IN_JOBS: &str = "/etc/ssl/certs/provision-ca.pem";
+
+/// With provision's own cache server over TLS, its certificate is signed by provision's CA,
+/// which no image trusts: the job's host has that CA (its docker TLS directory, or the client
+/// certificate directory when jobs run on this host), and `[runners.docker] volumes` mounts it
+/// read-only into every container of a job, the helper's included (gitlab-runner binds the same
+/// volumes there). config.toml has no CA setting for the cache.
+fn trust_cache_ca(ctx: &RoleContext, r: &Entry, docker: &mut DockerSection, cache: &S3Cache) -> Result<(), InputError> {
+    if cache.insecure != Some(false) {
+        return Ok(());
+    }
+    let ca = match slave(ctx, r)? {
+        Some(s) => s.docker_tls.as_ref().map(|t| format!("{}/ca.pem", t.docker_tls_dir)),
+        None => Some(format!("{}/ca.pem", ctx.facts.common.docker_client_cert_path)),
+    };
+    if let Some(ca) = ca {
+        docker.volumes.push(format!("{ca}:{CA_IN_JOBS}:ro"));
+    }
+    Ok(())
+}
+
+/// The host whose cache server the runner uses: its slave when that runs one, else the first
+/// host of the `cache` group that runs one.
+fn cache_server_host(ctx: &RoleContext, r: &Entry) -> Result<Option<std::sync::Arc<HostFacts>>, InputError> {
+    if let Some(s) = slave(ctx, r)?.filter(|s| s.cache_server.is_some()) {
+        return Ok(Some(s));
+    }
+    let inv = &ctx.project().inventory;
+    for name in crate::inventory::limit::select(inv, "cache").unwrap_or_default() {
+        let host = ctx.fleet.host(&name).map_err(|e| InputError::plain(format!("reading cache host `{name}` for {}: {e}", r.at)))?;
+        if host.cache_server.is_some() {
+            return Ok(Some(host));
+        }
+    }
+    Ok(None)
 }
