@@ -165,6 +165,17 @@ pub fn part(script: &mut Script, nonce: &str, id: &SectionId, body: &str, stop_o
     }
 }
 
+/// Adds to `script` a part like [`part`] (never stopping the script) that runs in the
+/// background, its framed output going to the file `out` (a sh word, e.g. `"$pd/3"`): the
+/// caller waits for every such part and prints their files in order. Probe parts only read,
+/// so they can run at once; most of their time is spent starting small programs and waiting
+/// for daemons, which then overlaps.
+pub fn background_part(script: &mut Script, nonce: &str, id: &SectionId, body: &str, out: &str) {
+    script.line(&format!("{{ printf '@@{nonce} begin {id}\\n'"));
+    script.line("(").line("set -e").line(body).line(") 2>&1");
+    script.line(&format!("printf '\\n@@{nonce} end {id} %s\\n' \"$?\"; }} > {out} &"));
+}
+
 /// sh (one command ending in `;`) that prints `note`.
 pub fn note_cmd(nonce: &str, note: &Note) -> String {
     format!("printf '@@{nonce} {}\\n';", note.word())

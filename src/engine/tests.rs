@@ -123,7 +123,8 @@ impl FakeHost {
         let mut parts: Vec<(String, String)> = Vec::new();
         let mut lines = script.lines();
         while let Some(l) = lines.next() {
-            if let Some(id) = l.strip_prefix(&begin) {
+            // Probe parts run in the background: `{ printf '@@<nonce> begin <id>\n'`.
+            if let Some(id) = l.strip_prefix(&begin).or_else(|| l.strip_prefix("{ ").and_then(|l| l.strip_prefix(&begin))) {
                 let id = id.trim_end_matches("\\n'").to_string();
                 let body: Vec<&str> = lines.by_ref().skip(2).take_while(|l| *l != ") 2>&1").collect();
                 parts.push((id, body.join("\n")));
@@ -502,4 +503,43 @@ fn each_part_of_the_apply_script_is_reported_as_step_k_of_n_when_it_begins() {
     let steps: Vec<String> =
         recorder.0.lock().unwrap().iter().filter(|e| matches!(e, Event::Step { .. })).map(ToString::to_string).collect();
     assert_eq!(steps, ["applying step 1/4: a", "applying step 2/4: handler restart app"]);
+}
+
+/// A resource whose probe is the given sh.
+#[derive(Debug)]
+struct ProbeSh(&'static str);
+
+impl Resource for ProbeSh {
+    fn id(&self) -> String {
+        "sh".into()
+    }
+    fn probe(&self) -> String {
+        self.0.into()
+    }
+    fn plan(&self, _state: &str) -> Result<Option<Change>, String> {
+        Ok(None)
+    }
+}
+
+#[test]
+fn probe_parts_run_at_once_and_their_output_comes_in_order() {
+    // The first part waits for a file only the second one creates: run one after the other,
+    // the first would give up after its bounded wait.
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("flag").display().to_string();
+    let wait: &'static str = Box::leak(
+        format!("i=0; while [ ! -e {flag} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; [ -e {flag} ] && echo first")
+            .into_boxed_str(),
+    );
+    let touch: &'static str = Box::leak(format!("touch {flag}; echo second").into_boxed_str());
+    let mut d = Desired::default();
+    d.steps = vec![Step::new(ProbeSh(wait)), Step::new(ProbeSh(touch))];
+    let nonce = "0123456789abcdef";
+    let script = super::probe::script(&d, nonce);
+    let out = std::process::Command::new("/bin/sh").arg("-c").arg(&script).output().unwrap();
+    let framed = super::sections::parse(&String::from_utf8_lossy(&out.stdout), nonce).unwrap();
+    let bodies: Vec<(String, i32, String)> = framed.sections.iter().map(|s| (s.id.to_string(), s.rc, s.body.trim().to_string())).collect();
+    assert_eq!(bodies[0], ("r0".to_string(), 0, "first".to_string()), "{bodies:?}");
+    assert_eq!(bodies[1], ("r1".to_string(), 0, "second".to_string()), "{bodies:?}");
+    assert!(framed.done);
 }
