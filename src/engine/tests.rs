@@ -532,8 +532,7 @@ fn probe_parts_run_at_once_and_their_output_comes_in_order() {
             .into_boxed_str(),
     );
     let touch: &'static str = Box::leak(format!("touch {flag}; echo second").into_boxed_str());
-    let mut d = Desired::default();
-    d.steps = vec![Step::new(ProbeSh(wait)), Step::new(ProbeSh(touch))];
+    let d = Desired { steps: vec![Step::new(ProbeSh(wait)), Step::new(ProbeSh(touch))], ..Desired::default() };
     let nonce = "0123456789abcdef";
     let script = super::probe::script(&d, nonce);
     let out = std::process::Command::new("/bin/sh").arg("-c").arg(&script).output().unwrap();
