@@ -140,9 +140,22 @@ pub struct Check {
     pub what: String,
     /// The check.
     pub health: Health,
+    /// Shared facts its snippet reads (e.g. whether a daemon's Engine API answered this run).
+    pub facts: Vec<SharedFact>,
+}
+
+impl Check {
+    /// A check reading no shared fact.
+    pub fn new(what: impl Into<String>, health: Health) -> Self {
+        Check { what: what.into(), health, facts: Vec::new() }
+    }
 }
 
 impl Resource for Check {
+    fn shared_facts(&self) -> Vec<SharedFact> {
+        self.facts.clone()
+    }
+
     fn id(&self) -> String {
         format!("check {}", self.what)
     }
@@ -236,7 +249,7 @@ mod tests {
     #[test]
     fn verify_polls_until_settled_and_prints_each_check() {
         let mut d = Desired::default();
-        d.steps.push(super::super::Step::new(Check { what: "x".into(), health: Health::new("echo health=ok") }));
+        d.steps.push(super::super::Step::new(Check::new("x", Health::new("echo health=ok"))));
         let s = verify_script(&d, &checked(&d), "N");
         assert!(s.contains("while :; do") && s.contains("sleep 2") && s.contains("@@N begin k0"), "{s}");
         let out = std::process::Command::new("sh").arg("-c").arg(&s).output().unwrap();

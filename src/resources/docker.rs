@@ -32,6 +32,10 @@ const NO_CLI: &str = "@no-docker-cli";
 /// followed by `@sep`) into the lines the CLI path prints. Every object of both lists has one
 /// `"Id":"` key, and that sequence cannot occur inside a JSON string (its quotes would be
 /// escaped), so splitting on it cuts the lists into one chunk per object.
+/// The first line of a daemon's shared facts when its Engine API answered them (so a check of
+/// that engine needs no request of its own, see [`Daemon::answered_check`]).
+const ANSWERED: &str = "@answered";
+
 const API_AWK: &str = r#"function val(c, k) {
   if (match(c, "\"" k "\":\"[^\"]*\"")) return substr(c, RSTART + length(k) + 4, RLENGTH - length(k) - 5)
   return ""
@@ -91,7 +95,7 @@ impl Daemon {
                 let awk = Cmd::new("awk").arg(API_AWK);
                 format!(
                     "if [ -z \"${{{THOROUGH_VAR}:-}}\" ] && command -v curl >/dev/null 2>&1 && api=$({curl} 2>/dev/null); then\n\
-                     printf '%s\\n' \"$api\" | {awk}\nexit 0\nfi\n"
+                     echo {ANSWERED}\nprintf '%s\\n' \"$api\" | {awk}\nexit 0\nfi\n"
                 )
             }
             None => String::new(),
@@ -103,6 +107,12 @@ impl Daemon {
             docker.args(["ps", "-aq"])
         );
         SharedFact { var, script }
+    }
+
+    /// sh that succeeds when this daemon's shared facts were read through its Engine API in this
+    /// run (the daemon answered): a probe-time engine check then starts no program.
+    pub fn answered_check(&self) -> String {
+        format!("case \"${{{}:-}}\" in {ANSWERED}*) true ;; *) false ;; esac", self.facts().var)
     }
 
     /// The daemon's unix socket, when it has one (the Engine API is read through it).
@@ -600,12 +610,25 @@ mod tests {
         let facts = Daemon::default().facts().script;
         assert!(facts.contains("--unix-socket /var/run/docker.sock") && facts.contains("ids=$(docker ps -aq"), "{facts}");
         assert!(!Daemon { host: Some("tcp://h:2376".into()) }.facts().script.contains("curl"), "no socket, no API read");
+        // An engine check reads whether the API answered the facts: only the API path marks them.
+        let answered = |facts: &str| {
+            let d = Daemon::default();
+            std::process::Command::new("/bin/sh").args(["-c", &d.answered_check()]).env(d.facts().var, facts).status().unwrap().success()
+        };
+        assert!(answered("@answered\n/registry-cache true sha256:111 running - x\n@images\n"));
+        assert!(!answered("@images\n"), "the CLI fallback (or a daemon that is down) proves nothing");
+        assert!(facts.contains("echo @answered\n"), "{facts}");
     }
 
     #[test]
     fn container_health_from_the_facts() {
         let judge = |lines: &str| run_awk(&HEALTH_AWK.replace("@NO_CLI", NO_CLI), &[("PN", "dind")], lines);
         assert_eq!(judge("/dind true sha256:2 running 0 abc\n@images\n"), "health=ok\nrestarts=0\n");
+        assert_eq!(
+            judge("@answered\n/dind true sha256:2 running - abc\n@images\n"),
+            "health=ok\nrestarts=-\n",
+            "the API's mark is no container"
+        );
         assert_eq!(judge("/dind true sha256:2 restarting 7 abc\n"), "health=failed\nwhy=the container is restarting, restarted 7 times\n");
         assert_eq!(judge("/dind true sha256:2 restarting - \n"), "health=failed\nwhy=the container is restarting\n");
         assert_eq!(judge("/other true sha256:2 running 0 abc\n@images\n/dind x\n"), "health=failed\nwhy=no such container\n");

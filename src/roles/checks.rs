@@ -5,18 +5,22 @@
 
 use crate::engine::Step;
 use crate::engine::health::{Check, Health, THOROUGH_VAR};
+use crate::resources::docker::Daemon;
 use crate::sh::{Cmd, Script};
 
 /// A docker engine answers on `socket` and, when `mirror` is given, uses it as a registry
-/// mirror. `logs` prints the engine's log (its container's or its unit's).
-pub fn engine(what: &str, socket: &str, mirror: Option<&str>, logs: Cmd) -> Step {
+/// mirror. `logs` prints the engine's log (its container's or its unit's). `daemon`: the
+/// engine as the resources see it, when they read its shared facts this run.
+pub fn engine(what: &str, socket: &str, mirror: Option<&str>, logs: Cmd, daemon: Option<&Daemon>) -> Step {
     let mut s = Script::new();
     s.set("s", socket).set("m", mirror.unwrap_or(""));
     // The mirror only changes with the daemon's config, and any such change is verified: the
     // probe asks the cheap `/_ping` (or, without curl, whether the socket is there), the verify
     // (`PROVISION_THOROUGH`) asks `/info`, which lists the mirrors and costs the daemon more.
+    // In the probe, an engine whose API already answered the shared facts needs no request.
+    let answered = daemon.map_or_else(|| "false".to_string(), Daemon::answered_check);
     s.line(&format!(
-        "if [ -z \"${{{THOROUGH_VAR}:-}}\" ]; then m=''; fi\n\
+        "if [ -z \"${{{THOROUGH_VAR}:-}}\" ]; then m=''; if {answered}; then echo health=ok; exit 0; fi; fi\n\
          if command -v curl >/dev/null 2>&1; then\n\
          if [ -n \"$m\" ]; then info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/info); else info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/_ping); fi\n\
          elif [ -n \"$m\" ]; then info=$(docker --host=\"unix://$s\" info --format '{{{{json .RegistryConfig.Mirrors}}}}' 2>/dev/null)\n\
@@ -26,7 +30,9 @@ pub fn engine(what: &str, socket: &str, mirror: Option<&str>, logs: Cmd) -> Step
          if [ -n \"$m\" ]; then case \"$info\" in *\"\\\"$m\\\"\"*|*\"\\\"$m/\\\"\"*) ;; *) printf 'health=failed\\nwhy=its registry mirror is not %s\\n' \"$m\"; exit 0 ;; esac; fi\n\
          echo health=ok"
     ));
-    Step::new(Check { what: what.to_string(), health: Health::new(s.into_string()).evidence(logs.render()) })
+    let mut check = Check::new(what.to_string(), Health::new(s.into_string()).evidence(logs.render()));
+    check.facts = daemon.map(|d| d.facts()).into_iter().collect();
+    Step::new(check)
 }
 
 /// The last lines of `unit`'s journal.
@@ -58,7 +64,7 @@ pub fn tls(address: &str, port: u16, ca: &str, unit: &str) -> Step {
          esac\n\
          fi",
     );
-    Step::new(Check { what: format!("docker TLS on port {port}"), health: Health::new(s.into_string()).evidence(journal(unit).render()) })
+    Step::new(Check::new(format!("docker TLS on port {port}"), Health::new(s.into_string()).evidence(journal(unit).render())))
 }
 
 /// The registry cache answers `/v2/` on `address:port` (200, or 401 with auth).
@@ -74,7 +80,7 @@ pub fn registry(address: &str, port: u16, container: &str) -> Step {
          esac",
     );
     let logs = Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(container);
-    Step::new(Check { what: format!("registry cache on port {port}"), health: Health::new(s.into_string()).evidence(logs.render()) })
+    Step::new(Check::new(format!("registry cache on port {port}"), Health::new(s.into_string()).evidence(logs.render())))
 }
 
 /// Where gitlab-runner runs: its container on the host daemon, or its systemd unit.
@@ -114,7 +120,7 @@ pub fn runner_config(config: &str, process: RunnerProcess) -> Step {
         RunnerProcess::Container(c) => Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(c),
         RunnerProcess::Unit(u) => journal(u),
     };
-    Step::new(Check { what: "gitlab-runner loaded config.toml".to_string(), health: Health::new(s.into_string()).evidence(logs.render()) })
+    Step::new(Check::new("gitlab-runner loaded config.toml".to_string(), Health::new(s.into_string()).evidence(logs.render())))
 }
 
 /// The build cache server answers on `url` (its bucket on the published address; with `ca`,
@@ -139,7 +145,7 @@ pub fn cache_bucket(url: &str, ca: Option<&str>, with_keys: &Cmd, container: &st
         with_keys.render()
     ));
     let logs = Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(container);
-    Step::new(Check { what: format!("cache server {url}"), health: Health::new(s.into_string()).evidence(logs.render()) })
+    Step::new(Check::new(format!("cache server {url}"), Health::new(s.into_string()).evidence(logs.render())))
 }
 
 #[cfg(test)]
@@ -155,7 +161,13 @@ mod tests {
     #[test]
     fn checks_say_what_does_not_answer() {
         let dir = tempfile::tempdir().unwrap();
-        let e = engine("dind engine", &dir.path().join("none.sock").display().to_string(), Some("http://10.0.0.5:5000"), Cmd::new("true"));
+        let e = engine(
+            "dind engine",
+            &dir.path().join("none.sock").display().to_string(),
+            Some("http://10.0.0.5:5000"),
+            Cmd::new("true"),
+            None,
+        );
         assert_eq!(e.resource.id(), "check dind engine");
         let out = run(&e, "/usr/bin:/bin");
         assert!(out.starts_with("health=failed\nwhy=the engine does not answer on "), "{out}");

@@ -105,7 +105,8 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     let topology = ctx.topology();
     let target = topology.build_daemon().cli();
     // systemd would refuse a bad expression only when the timer loads: check it while probing.
-    desired.steps.push(Step::new(Check::systemd_calendar("cleanup_on_calendar", &v.cleanup_on_calendar)));
+    let timer = format!("/etc/systemd/system/{UNIT}.timer");
+    desired.steps.push(Step::new(Check::systemd_calendar("cleanup_on_calendar", &v.cleanup_on_calendar, &timer)));
     pair(ctx, v, desired, UNIT, "Prune unused Docker data", &format!("{target} {prune}"), topology.build_unit())?;
     if topology.dind.is_some() {
         // Inside the dind container, against its own engine.

@@ -103,7 +103,7 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     desired.steps.push(Step::new(super::drain::Drained { inner: c, drain }));
     let engine = DindEngine { host_socket_dir: socket_dir.clone() };
     let logs = Daemon::default().docker().args(["logs", "--tail", "8"]).end_of_options().arg(DIND_CONTAINER);
-    desired.steps.push(super::checks::engine("dind engine", &engine.host_socket(), ctx.topology().mirror.as_deref(), logs));
+    desired.steps.push(super::checks::engine("dind engine", &engine.host_socket(), ctx.topology().mirror.as_deref(), logs, None));
     Ok(())
 }
 

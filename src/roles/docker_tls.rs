@@ -164,7 +164,7 @@ fn build(ctx: &RoleContext, desired: &mut Desired) -> Result<(), InputError> {
     desired.steps.push(step);
     desired.steps.push(Step::new(Service::running(HOST_UNIT)));
     let mirror = ctx.topology().mirror.as_deref();
-    desired.steps.push(checks::engine("docker engine", HOST_SOCKET, mirror, checks::journal(HOST_UNIT)));
+    desired.steps.push(checks::engine("docker engine", HOST_SOCKET, mirror, checks::journal(HOST_UNIT), Some(&Daemon::default())));
     if ci {
         ci_daemon(ctx, v, desired)?;
     }
@@ -197,7 +197,13 @@ fn ci_daemon(ctx: &RoleContext, v: &Vars, desired: &mut Desired) -> Result<(), I
     let step = unit_file(desired, CI_UNIT, unit).notify(RESTART_DOCKER_CI);
     desired.steps.push(step);
     desired.steps.push(Step::new(Service::running(CI_UNIT)));
-    desired.steps.push(checks::engine("CI daemon", CI_SOCKET, ctx.topology().mirror.as_deref(), checks::journal(CI_UNIT)));
+    desired.steps.push(checks::engine(
+        "CI daemon",
+        CI_SOCKET,
+        ctx.topology().mirror.as_deref(),
+        checks::journal(CI_UNIT),
+        Some(&ctx.topology().build_daemon()),
+    ));
     Ok(())
 }
 
