@@ -353,3 +353,61 @@ fn the_cache_group_runs_a_cache_server() {
     let dir = fixture(TWO_HOSTS, "gitlab_api_token: glpat-x\n");
     assert!(!snapshot(&dir, None).contains("cache-server"));
 }
+
+/// The cache server's keys reach it as read-only 0600 files (MinIO's `*_FILE` contract), never
+/// in its `docker run` arguments or environment; `mc` gets an explicit `MC_CONFIG_DIR` (MinIO's
+/// image sets `/tmp/.mc`) and the CA in that directory's `certs/CAs`.
+#[test]
+fn the_cache_server_keys_are_files_and_mc_finds_the_ca() {
+    let inv = format!("{TWO_HOSTS}    cache:\n      hosts:\n        s1:\n");
+    let dir = fixture(&inv, "gitlab_api_token: glpat-x\n");
+    let mut keys_dir = CertsDir::new(dir.path().join("certs"));
+    provision::certs::cache_keys::ensure(&mut keys_dir, &["s1".to_string()], &[], false).unwrap();
+    let keys = provision::certs::cache_keys::read(&keys_dir, "s1").unwrap();
+    let out = snapshot(&dir, Some("s1"));
+    let container = out.lines().skip_while(|l| *l != "- container cache-server").nth(1).expect("the container step");
+    for key in [&keys.access_key, &keys.secret_key] {
+        assert!(!container.contains(key.as_str()), "a key in the container's spec: {container}");
+    }
+    for want in [
+        "\"MINIO_ROOT_USER_FILE\": \"/run/secrets/access_key\"",
+        "\"MINIO_ROOT_PASSWORD_FILE\": \"/run/secrets/secret_key\"",
+        "\"MC_CONFIG_DIR\": \"/tmp/.mc\"",
+        "\"/etc/cache-server/secrets:/run/secrets:ro\"",
+        "\"/etc/cache-server/ca.crt:/tmp/.mc/certs/CAs/provision-ca.crt:ro\"",
+        &format!("\"io.provision.keys\": \"{}\"", keys.fingerprint()),
+    ] {
+        assert!(container.contains(want), "{want} missing: {container}");
+    }
+    let ids: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("- ")).collect();
+    for f in ["file /etc/cache-server/secrets/access_key", "file /etc/cache-server/secrets/secret_key"] {
+        assert!(ids.contains(&f), "{f} missing: {ids:?}");
+    }
+}
+
+/// `cache_server_bind` is handed to runners: the unspecified address is refused (bad input,
+/// naming the var), and with TLS the address must be one of the certificate's names.
+#[test]
+fn the_cache_server_bind_is_reachable_and_in_the_certificate() {
+    let inv = format!("{TWO_HOSTS}    cache:\n      hosts:\n        s1:\n");
+    let desired = |vars: &str| {
+        let dir = fixture(&inv, &format!("gitlab_api_token: glpat-x\n{vars}"));
+        let mut keys_dir = CertsDir::new(dir.path().join("certs"));
+        provision::certs::cache_keys::ensure(&mut keys_dir, &["s1".to_string()], &[], false).unwrap();
+        let project = Project::load(Some(&dir.path().join("inventory.yaml")), &[]).unwrap();
+        let all = project.hosts(None).unwrap();
+        let certs = certs(dir.path(), &["m1", "s1"]);
+        let fleet = Fleet::new(&project, &all);
+        let s1 = all.iter().find(|h| h.vars.host == "s1").unwrap();
+        roles::desired(&fleet, s1, &certs).map(|_| ()).map_err(|e| format!("{e} {e:?}"))
+    };
+    for unspecified in ["0.0.0.0", "::"] {
+        let e = desired(&format!("cache_server_bind: \"{unspecified}\"\n")).unwrap_err();
+        assert!(e.contains("cache_server_bind") && e.contains("unspecified"), "{e}");
+    }
+    let e = desired("cache_server_bind: 10.0.1.99\n").unwrap_err();
+    assert!(e.contains("cache_server_bind") && e.contains("certificate"), "{e}");
+    assert!(e.contains("all.yaml"), "names the file: {e}");
+    desired("cache_server_bind: 10.0.1.11\n").unwrap();
+    desired("cache_server_bind: 10.0.1.99\ncache_server_tls: false\n").unwrap();
+}

@@ -1,18 +1,18 @@
 # Runs inside the debootstrapped rootfs of the lab's docker:dind image (lab/lab imports it with
-# the official image's ENTRYPOINT ["dockerd-entrypoint.sh"] and VOLUME /var/lib/docker).
+# the official image's ENTRYPOINT ["dockerd-entrypoint.sh"], CMD [], VOLUME /var/lib/docker and
+# ENV DOCKER_TLS_CERTDIR=/certs).
 set -eu
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc /usr/share/man
 # A stand-in for the official image's dockerd-entrypoint.sh (the image's entrypoint), keeping
-# its contract: `dockerd ARGS` or bare `--flags` (dockerd prepended); with DOCKER_TLS_CERTDIR
-# set, a CA, a server and a client certificate are generated under it (server/, client/ with
-# ca.pem cert.pem key.pem) and, when no --host is given, dockerd listens on tcp 2376 with TLS.
+# its contract, branch for branch: only with no arguments or a first argument that is a flag
+# are defaults added, `dockerd --host=unix:///var/run/docker.sock` and, with DOCKER_TLS_CERTDIR
+# set (the image's ENV: /certs), a CA, a server and a client certificate generated under it
+# (server/, client/ with ca.pem cert.pem key.pem) and tcp 2376 with TLS, else tcp 2375 without.
+# An explicit `dockerd ARGS` runs as given: no defaults, no certificates.
 cat >/usr/local/bin/dockerd-entrypoint.sh <<'SCRIPT'
 #!/bin/sh
 set -eu
-if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
-	set -- dockerd "$@"
-fi
 gen_certs() {
 	dir=$1
 	mkdir -p "$dir/ca" "$dir/server" "$dir/client"
@@ -37,20 +37,24 @@ gen_certs() {
 	done
 	chmod -R a+rX "$dir/client"
 }
+# no arguments passed, or the first is a flag: the official branch that adds the defaults
+if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
+	dockerSocket='unix:///var/run/docker.sock'
+	case "${DOCKER_HOST:-}" in
+		unix://*) dockerSocket=$DOCKER_HOST ;;
+	esac
+	if [ -n "${DOCKER_TLS_CERTDIR:-}" ] && gen_certs "$DOCKER_TLS_CERTDIR" \
+		&& [ -s "$DOCKER_TLS_CERTDIR/server/ca.pem" ] && [ -s "$DOCKER_TLS_CERTDIR/server/cert.pem" ] \
+		&& [ -s "$DOCKER_TLS_CERTDIR/server/key.pem" ]; then
+		set -- dockerd --host="$dockerSocket" --host=tcp://0.0.0.0:2376 --tlsverify \
+			--tlscacert "$DOCKER_TLS_CERTDIR/server/ca.pem" --tlscert "$DOCKER_TLS_CERTDIR/server/cert.pem" \
+			--tlskey "$DOCKER_TLS_CERTDIR/server/key.pem" "$@"
+	else
+		set -- dockerd --host="$dockerSocket" --host=tcp://0.0.0.0:2375 "$@"
+	fi
+fi
 if [ "$1" = dockerd ]; then
 	find /run /var/run -iname 'docker*.pid' -delete 2>/dev/null || :
-	has_host=no
-	for a in "$@"; do case $a in -H|--host|-H=*|--host=*) has_host=yes ;; esac; done
-	if [ -n "${DOCKER_TLS_CERTDIR:-}" ]; then
-		gen_certs "$DOCKER_TLS_CERTDIR"
-		if [ "$has_host" = no ]; then
-			c=$DOCKER_TLS_CERTDIR/server
-			set -- "$@" --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2376 --tlsverify \
-				--tlscacert "$c/ca.pem" --tlscert "$c/cert.pem" --tlskey "$c/key.pem"
-		fi
-	elif [ "$has_host" = no ]; then
-		set -- "$@" --host=unix:///var/run/docker.sock
-	fi
 fi
 exec "$@"
 SCRIPT

@@ -7,7 +7,8 @@ inside the server's container (see minio.py):
   mc ilm import ALIAS/BUCKET   (lifecycle JSON on stdin)
   mc ilm export ALIAS/BUCKET   (lifecycle JSON on stdout)
 The alias comes from MC_HOST_<ALIAS>=https://ACCESS:SECRET@HOST:PORT, as with mc; TLS is
-verified with the CAs in ~/.mc/certs/CAs/ (mc's place for them) unless --insecure.
+verified with the CAs in $MC_CONFIG_DIR/certs/CAs/ (mc's place for them; MC_CONFIG_DIR defaults
+to ~/.mc, and the MinIO image sets it to /tmp/.mc, as the lab's image does) unless --insecure.
 """
 import datetime
 import glob
@@ -51,7 +52,8 @@ def request(url, method, path, query="", body=b"", insecure=False):
     headers["authorization"] = f"{sigv4.ALGORITHM} Credential={access}/{scope}, SignedHeaders={';'.join(signed)}, Signature={sig}"
     if url.scheme == "https":
         ctx = ssl.create_default_context()
-        for ca in glob.glob(os.path.expanduser("~/.mc/certs/CAs/*")):
+        config = os.environ.get("MC_CONFIG_DIR") or os.path.expanduser("~/.mc")
+        for ca in glob.glob(os.path.join(config, "certs", "CAs", "*")):
             ctx.load_verify_locations(ca)
         if insecure:
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE

@@ -4,7 +4,10 @@
 It keeps MinIO's contract for what provision's cache_server role uses, as the lab's docker:dind
 stand-in keeps dockerd's:
   minio server DATA_DIR --address :PORT [--certs-dir DIR]
-  MINIO_ROOT_USER / MINIO_ROOT_PASSWORD: the only keys accepted
+  MINIO_ROOT_USER / MINIO_ROOT_PASSWORD: the only keys accepted, or read from the files named
+  by MINIO_ROOT_USER_FILE / MINIO_ROOT_PASSWORD_FILE (MinIO's readFromSecret: a name relative to
+  /run/secrets/ when that file exists, else the path itself; surrounding white space trimmed; a
+  missing file is ignored). The lab's image sets the *_FILE defaults of MinIO's image.
   TLS when DIR holds public.crt and private.key (MinIO's file names), plain HTTP otherwise
   S3 path-style requests, AWS Signature V4 (header or presigned query): anything unsigned,
   signed with other keys or with a wrong signature is refused with 403
@@ -25,8 +28,30 @@ from xml.sax.saxutils import escape
 sys.path.insert(0, "/usr/lib/minio-standin")
 import sigv4  # noqa: E402
 
-USER = os.environ.get("MINIO_ROOT_USER", "minioadmin")
-PASSWORD = os.environ.get("MINIO_ROOT_PASSWORD", "minioadmin")
+
+def read_from_secret(name):
+    """MinIO's readFromSecret (cmd/common-main.go)."""
+    path = os.path.join("/run/secrets/", name)
+    if not os.path.isfile(path):
+        path = name
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def key(var, default):
+    """VAR_FILE's content when it names a file with content, else VAR, else the default."""
+    if os.environ.get(var + "_FILE"):
+        value = read_from_secret(os.environ[var + "_FILE"])
+        if value:
+            return value
+    return os.environ.get(var, default)
+
+
+USER = key("MINIO_ROOT_USER", "minioadmin")
+PASSWORD = key("MINIO_ROOT_PASSWORD", "minioadmin")
 DATA = "/data"
 
 

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use super::{CertError, CertsDir, Outcome};
 use crate::vars::secret::Redactor;
 
@@ -37,28 +39,44 @@ impl CacheKeys {
         CacheKeys { access_key: random_string(ACCESS_CHARS, 20), secret_key: random_string(SECRET_CHARS, 40) }
     }
 
-    /// The file: these keys, and the ones they replace (still on the hosts until the next
-    /// apply, and so still to be masked in what is read back from them).
-    fn to_file(&self, previous: Option<&CacheKeys>) -> String {
+    /// A short hash of both keys, for a container label: new keys recreate the server (which
+    /// reads them at start) without the label revealing them.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(format!("provision cache keys\0{}\0{}", self.access_key, self.secret_key));
+        hex::encode(digest)[..16].to_string()
+    }
+
+    /// The file: these keys, and every set they replaced (some may still be on hosts not
+    /// applied since a rotation, and so are still to be masked in what is read back from them).
+    fn to_file(&self, previous: &[CacheKeys]) -> String {
         let mut text = format!(
             "# Written by provision: the cache server's keys. Keep private.\naccess_key={}\nsecret_key={}\n",
             self.access_key, self.secret_key
         );
-        if let Some(p) = previous {
+        for p in previous {
             text.push_str(&format!("previous_access_key={}\nprevious_secret_key={}\n", p.access_key, p.secret_key));
         }
         text
     }
 
-    fn parse(text: &str) -> Option<Self> {
-        Self::parse_prefixed(text, "")
+    /// The current keys and the previous ones (in the order they were replaced) of a file.
+    fn parse(text: &str) -> Option<(Self, Vec<Self>)> {
+        let values = |key: &str| -> Vec<String> {
+            text.lines().filter_map(|l| l.strip_prefix(key)?.strip_prefix('=')).map(str::to_string).collect()
+        };
+        let one = |key: &str| values(key).into_iter().next();
+        let current = CacheKeys { access_key: one("access_key")?, secret_key: one("secret_key")? }.valid()?;
+        let previous = values("previous_access_key")
+            .into_iter()
+            .zip(values("previous_secret_key"))
+            .filter_map(|(access_key, secret_key)| CacheKeys { access_key, secret_key }.valid())
+            .collect();
+        Some((current, previous))
     }
 
-    fn parse_prefixed(text: &str, prefix: &str) -> Option<Self> {
-        let value = |key: &str| text.lines().find_map(|l| l.strip_prefix(prefix)?.strip_prefix(key)?.strip_prefix('=')).map(str::to_string);
-        let keys = CacheKeys { access_key: value("access_key")?, secret_key: value("secret_key")? };
+    fn valid(self) -> Option<Self> {
         let valid = |s: &str, chars: &[u8], min: usize| s.len() >= min && s.bytes().all(|b| chars.contains(&b));
-        (valid(&keys.access_key, ACCESS_CHARS, 3) && valid(&keys.secret_key, SECRET_CHARS, 8)).then_some(keys)
+        (valid(&self.access_key, ACCESS_CHARS, 3) && valid(&self.secret_key, SECRET_CHARS, 8)).then_some(self)
     }
 }
 
@@ -89,17 +107,23 @@ pub fn ensure(dir: &mut CertsDir, hosts: &[String], rotate: &[String], dry_run: 
     for host in hosts {
         let path = dir.cache_keys(host);
         let (outcome, previous) = if rotate.contains(host) {
-            (Outcome::Reissued("rotation requested".into()), read(dir, host).ok())
+            // Every key ever replaced stays listed: a second rotation before an apply must not
+            // forget the keys the hosts still hold.
+            let previous = read_all(dir, host).map(|(current, mut previous)| {
+                previous.push(current);
+                previous
+            });
+            (Outcome::Reissued("rotation requested".into()), previous.unwrap_or_default())
         } else if path.exists() {
             read(dir, host)?;
-            (Outcome::Kept, None)
+            (Outcome::Kept, Vec::new())
         } else {
-            (Outcome::Created, None)
+            (Outcome::Created, Vec::new())
         };
         if outcome != Outcome::Kept {
             let keys = CacheKeys::generate();
             register(&keys);
-            dir.store(&path, keys.to_file(previous.as_ref()).as_bytes(), 0o600, dry_run)?;
+            dir.store(&path, keys.to_file(&previous).as_bytes(), 0o600, dry_run)?;
         }
         out.push((format!("cache keys {host}"), outcome));
     }
@@ -109,15 +133,19 @@ pub fn ensure(dir: &mut CertsDir, hosts: &[String], rotate: &[String], dry_run: 
 /// The keys of the cache server `host` (what a dry run would have written, else the file),
 /// registered with the redactor.
 pub fn read(dir: &CertsDir, host: &str) -> Result<CacheKeys, CertError> {
+    Ok(read_all(dir, host)?.0)
+}
+
+/// The current keys and every previous set, all registered with the redactor.
+fn read_all(dir: &CertsDir, host: &str) -> Result<(CacheKeys, Vec<CacheKeys>), CertError> {
     let path = dir.cache_keys(host);
     let io = |source| CertError::Io { path: path.clone(), source };
     let text = String::from_utf8(dir.read(&path).map_err(io)?).unwrap_or_default();
-    let keys = CacheKeys::parse(&text).ok_or_else(|| invalid(&path))?;
-    register(&keys);
-    if let Some(previous) = CacheKeys::parse_prefixed(&text, "previous_") {
-        register(&previous);
+    let (keys, previous) = CacheKeys::parse(&text).ok_or_else(|| invalid(&path))?;
+    for k in std::iter::once(&keys).chain(&previous) {
+        register(k);
     }
-    Ok(keys)
+    Ok((keys, previous))
 }
 
 fn invalid(path: &Path) -> CertError {
@@ -159,7 +187,31 @@ mod tests {
         assert_ne!(second.access_key, first.access_key);
         assert_ne!(second.secret_key, first.secret_key);
         assert!(!format!("{second:?}").contains(&second.secret_key));
+        assert_ne!(second.fingerprint(), first.fingerprint());
+        assert!(!second.fingerprint().contains(&second.secret_key[..8]));
         std::fs::write(dir.cache_keys("slave-1"), "secret_key=x\n").unwrap();
         assert!(ensure(&mut dir, &hosts, &[], false).is_err(), "a broken file is reported, not replaced");
+    }
+
+    /// Two rotations before an apply: the hosts may still hold the first keys, so the file
+    /// keeps them too (and `read` registers them with the redactor).
+    #[test]
+    fn every_replaced_key_stays_known_across_rotations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dir = CertsDir::new(tmp.path());
+        let hosts = vec!["slave-1".to_string()];
+        ensure(&mut dir, &hosts, &[], false).unwrap();
+        let first = read(&dir, "slave-1").unwrap();
+        ensure(&mut dir, &hosts, &hosts, false).unwrap();
+        let second = read(&dir, "slave-1").unwrap();
+        ensure(&mut dir, &hosts, &hosts, false).unwrap();
+        let (third, previous) = read_all(&dir, "slave-1").unwrap();
+        assert_eq!(previous, [first.clone(), second.clone()]);
+        assert_ne!(third, second);
+        let file = std::fs::read_to_string(dir.cache_keys("slave-1")).unwrap();
+        for old in [&first, &second] {
+            assert!(file.contains(&format!("previous_secret_key={}\n", old.secret_key)), "{file}");
+            assert_eq!(Redactor::redact(&old.secret_key), "***");
+        }
     }
 }

@@ -346,8 +346,6 @@ pub struct Container {
     pub stop_timeout: u32,
     /// The daemon.
     pub daemon: Daemon,
-    /// Env values are secret: never shown.
-    pub secret_env: bool,
     /// The image id the container must run, when known before the run (an image loaded from an
     /// archive in the same apply); else the id the reference has on the host now.
     pub image_id: Option<String>,
@@ -384,7 +382,6 @@ impl Container {
             stop_signal: None,
             stop_timeout: 10,
             daemon: Daemon::default(),
-            secret_env: false,
             image_id: None,
             log_driver: None,
         }

@@ -2,8 +2,9 @@
 //! pointed at it.
 //!
 //! No MinIO image can be pulled in the lab: the server is the lab's STAND-IN FOR MINIO
-//! (lab/image-s3: a small S3 server keeping MinIO's command line, `MINIO_ROOT_USER`/
-//! `MINIO_ROOT_PASSWORD`, certs dir and `mc`), which checks every request's AWS Signature V4
+//! (lab/image-s3: a small S3 server keeping MinIO's command line, its keys read from the files
+//! `MINIO_ROOT_USER_FILE`/`MINIO_ROOT_PASSWORD_FILE` name, certs dir, `mc` with
+//! `MC_CONFIG_DIR`, and the image's ENVs), which checks every request's AWS Signature V4
 //! against those keys. The S3 client here is the master's own curl (`--aws-sigv4`).
 
 use crate::harness::*;
@@ -47,6 +48,22 @@ fn assert_no_keys(what: &str, output: &Output, keys: &[&(String, String)]) {
     for (a, s) in keys {
         assert!(!all.contains(a.as_str()) && !all.contains(s.as_str()), "{what}: a key leaked:\n{all}");
     }
+}
+
+/// While the server runs, its keys are on no command line of the slave (every process, the
+/// server's and `docker exec`'d `mc` included, is in /proc there) and not in the container's
+/// environment: it reads them from 0600 files. The keys are searched here, never sent to the
+/// slave (a `grep KEY` there would put them on a command line).
+fn assert_no_keys_on_the_slave(keys: &(String, String)) {
+    let cmdlines = on_host(SLAVE, "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <\"$f\" 2>/dev/null; echo; done");
+    assert!(cmdlines.contains("server /data --address :9005"), "the server's process is seen: {cmdlines}");
+    let env = on_host(SLAVE, "docker inspect --format '{{json .Config.Env}}' cache-server");
+    assert!(env.contains("MINIO_ROOT_PASSWORD_FILE=/run/secrets/secret_key"), "{env}");
+    for key in [&keys.0, &keys.1] {
+        assert!(!cmdlines.contains(key.as_str()), "a key on a command line of the slave");
+        assert!(!env.contains(key.as_str()), "a key in the container's Env");
+    }
+    assert_eq!(on_host(SLAVE, "stat -c %a /etc/cache-server/secrets/access_key /etc/cache-server/secrets/secret_key"), "600\n600\n");
 }
 
 #[test]
@@ -106,6 +123,25 @@ fn the_cache_server_serves_the_runners_bucket_over_tls_with_generated_keys_only(
         ),
     );
     assert!(verified.contains("Verify return code: 0 (ok)"), "{verified}");
+    // The same trust as Go sees it, naming no CA file: the gitlab-runner helper is a Go
+    // program, whose system roots are the bundle plus every file in /etc/ssl/certs. The docker
+    // CLI (Go) in the job image speaks to a registry itself for `docker manifest inspect`, with
+    // exactly those roots (no /etc/docker/certs.d entry, not a loopback "insecure" registry).
+    // The cache server is no registry, so the command fails after the handshake and the HTTP
+    // exchange; what matters is that it gets that far. Without the volume, the same command fails on the certificate:
+    // the check can tell the two apart.
+    let go_client = |volume: &str| {
+        let o =
+            on_host_raw(SLAVE, &format!("docker run --rm {volume} docker:dind docker manifest inspect {ip}:9005/provision/probe:1 2>&1"));
+        format!("{}{}", text(&o.stdout), text(&o.stderr))
+    };
+    let untrusted = go_client("");
+    assert!(untrusted.contains("x509: certificate signed by unknown authority"), "{untrusted}");
+    let trusted = go_client(&format!("-v {ca}"));
+    // "unsupported registry version": the verified connection carried an HTTP answer, which
+    // lacked a registry's version header.
+    assert!(!trusted.contains("x509") && trusted.contains("unsupported registry version"), "{trusted}");
+    assert_no_keys_on_the_slave(&keys);
     // The keys file is private.
     let mode = std::fs::metadata(lab_dir().join("certs/cache-server").join(format!("{SLAVE}.keys"))).unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
@@ -130,6 +166,7 @@ fn the_cache_server_serves_the_runners_bucket_over_tls_with_generated_keys_only(
     let got = curl_from_master(&format!("{bucket}/lab/object.txt"), Some(&new_keys), None);
     assert_eq!(got, "cached-by-the-lab 200", "the data survived the new keys");
     assert!(curl_from_master(&format!("{bucket}/lab/object.txt"), Some(&keys), None).ends_with(" 403"));
+    assert_no_keys_on_the_slave(&new_keys);
 
     // Back to the default lab: the master without the cache, the slave without its server.
     assert_eq!(json_run(&["apply"]).0, Some(0));
