@@ -46,7 +46,10 @@ part == 0 {
   for (i = 2; i <= n; i++) {
     name = ""; if (match(c[i], /"Names":\["[^"]*"/)) name = substr(c[i], RSTART + 10, RLENGTH - 11)
     st = val(c[i], "State"); run = (st == "running" || st == "restarting" || st == "paused") ? "true" : "false"
-    printf "%s %s %s %s - %s\n", name, run, val(c[i], "ImageID"), st, val(c[i], "io.provision.spec")
+    # No restart count in the list: `?` marks a container up for less than a minute, which a
+    # crash loop shows between two restarts (its health then asks for the count).
+    rc = (st == "running" && val(c[i], "Status") ~ /^Up (Less than a second|[0-9]+ seconds?)/) ? "?" : "-"
+    printf "%s %s %s %s %s %s\n", name, run, val(c[i], "ImageID"), st, rc, val(c[i], "io.provision.spec")
   }
 }
 part == 1 {
@@ -503,7 +506,21 @@ impl Resource for Container {
         let logs = self.daemon.docker().args(["logs", "--tail", "60"]).end_of_options().arg(&self.name);
         // A Go program's panic ends in its goroutines' stacks: keep the message, not the frames.
         let evidence = format!("{} 2>&1 | grep -v -E -e '^[[:space:]]' -e '^goroutine ' -e '^$' -e '^[^ (]+\\(.*\\)$'", logs.render());
-        Some(Health::new(format!("printf '%s\\n' \"${var}\" | {awk}")).evidence(evidence))
+        // Up less than a minute (`restarts=?`): ask the engine for the restart count, so a
+        // crash loop seen between two restarts is not taken for a healthy container.
+        let recent = match self.daemon.socket() {
+            Some(sock) => {
+                let inspect = Cmd::new("curl")
+                    .args(["-sf", "--max-time", "5", "--unix-socket", &sock])
+                    .arg(format!("http://d/containers/{}/json", self.name));
+                format!(
+                    "\ncase $h in *restarts=\\?*) n=$({inspect} 2>/dev/null | sed -n 's/.*\"RestartCount\":\\([0-9]*\\).*/\\1/p'); \
+                     if [ \"${{n:-0}}\" -gt 0 ]; then h=$(printf 'health=failed\\nwhy=the container has restarted %s times and has been up less than a minute' \"$n\"); fi ;; esac"
+                )
+            }
+            None => String::new(),
+        };
+        Some(Health::new(format!("h=$(printf '%s\\n' \"${var}\" | {awk}){recent}\nprintf '%s\\n' \"$h\"")).evidence(evidence))
     }
 
     /// One restart: a container crash-looping since its last change may have hit a passing
@@ -597,11 +614,15 @@ mod tests {
     #[test]
     fn the_engine_api_lists_read_as_the_cli_prints_them() {
         let containers = r#"[{"Id":"abc","Names":["/registry-cache"],"Image":"registry:2","ImageID":"sha256:111","Labels":{"io.provision.spec":"0123456789abcdef","x":"{\"Id\":\"fake\"}"},"State":"running","Status":"Up 2 hours","NetworkSettings":{"Networks":{"bridge":{"NetworkID":"n1","EndpointID":"e1"}}},"Mounts":[]},{"Id":"def","Names":["/dind"],"Image":"docker:dind","ImageID":"sha256:222","Labels":{},"State":"restarting","Status":"Restarting (1) 2 seconds ago"}]"#;
+        let containers = containers.replace(
+            "}]",
+            r#"},{"Id":"ghi","Names":["/new"],"ImageID":"sha256:333","Labels":{},"State":"running","Status":"Up Less than a second"}]"#,
+        );
         let images = r#"[{"Containers":-1,"Created":1,"Id":"sha256:111","Labels":null,"ParentId":"","RepoDigests":["registry@sha256:x"],"RepoTags":["registry:2","localhost:5000/r:2"],"Size":1},{"Containers":-1,"Id":"sha256:333","ParentId":"","RepoTags":[]}]"#;
         let out = run_awk(API_AWK, &[], &format!("{containers}\n@sep\n{images}\n@sep\n"));
         assert_eq!(
             out,
-            "/registry-cache true sha256:111 running - 0123456789abcdef\n/dind true sha256:222 restarting - \n@images\n\
+            "/registry-cache true sha256:111 running - 0123456789abcdef\n/dind true sha256:222 restarting - \n/new true sha256:333 running ? \n@images\n\
              registry:2 sha256:111\nlocalhost:5000/r:2 sha256:111\n"
         );
         let facts = Daemon::default().facts().script;
@@ -638,6 +659,30 @@ mod tests {
         let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "panic: unable to configure proxy: dial tcp 127.0.0.1:9: connection refused\n");
         assert_eq!(Container::new("dind", "docker:dind").repair().unwrap().script, "docker restart -t 10 -- dind >/dev/null\n");
+    }
+
+    #[test]
+    fn a_container_up_for_seconds_is_judged_by_its_restart_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let curl = dir.path().join("curl");
+        let h = Container::new("dind", "docker:dind").health().unwrap();
+        let var = Daemon::default().facts().var;
+        let judge = |restarts: &str, facts: &str| {
+            std::fs::write(&curl, format!("#!/bin/sh\necho '{{\"Id\":\"x\",\"RestartCount\":{restarts},\"Name\":\"/dind\"}}'\n")).unwrap();
+            std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+            let o = std::process::Command::new("/bin/sh")
+                .args(["-c", &h.script])
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .env(&var, facts)
+                .output()
+                .unwrap();
+            String::from_utf8(o.stdout).unwrap()
+        };
+        let recent = "@answered\n/dind true sha256:2 running ? abc\n@images\n";
+        assert_eq!(judge("4", recent), "health=failed\nwhy=the container has restarted 4 times and has been up less than a minute\n");
+        assert_eq!(judge("0", recent), "health=ok\nrestarts=?\n", "just created or restarted by hand: fine");
+        let settled = "@answered\n/dind true sha256:2 running - abc\n@images\n";
+        assert_eq!(judge("4", settled), "health=ok\nrestarts=-\n", "up for a minute or more: no request");
     }
 
     #[test]

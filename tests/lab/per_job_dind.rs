@@ -67,6 +67,15 @@ fn two_jobs_of_one_project_get_an_engine_each_and_leave_nothing_behind() {
     assert!(!text(&docker_from_laptop(&["ps", "-a", "--format", "{{.Names}}"]).stdout).lines().any(|l| l == "app"));
 
     drop((a, b));
+    // What the jobs leave is what gitlab-runner keeps by design: one cache volume per path
+    // (`/cache`, `/certs/client`) per project and concurrency slot, reused by that slot's next
+    // job; no container, network or engine state. (Cleared here; the README says so.)
+    let left: Vec<String> = slave_objects().difference(&before).cloned().collect();
+    assert_eq!(left.len(), 4, "two slots, two volumes each: {left:?}");
+    for slot in 0..2 {
+        let prefix = format!("volume runner-sim-project-42-concurrent-{slot}-cache-");
+        assert_eq!(left.iter().filter(|o| o.starts_with(&prefix)).count(), 2, "slot {slot}: {left:?}");
+    }
     remove_cache_volumes();
     let after = slave_objects();
     assert_eq!(after.symmetric_difference(&before).collect::<Vec<_>>(), Vec::<&String>::new(), "left on the slave");
