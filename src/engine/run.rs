@@ -303,7 +303,7 @@ async fn apply_schedule<R: Remote>(
 struct StepFollower<'a> {
     host: &'a str,
     desired: &'a Desired,
-    begin: String,
+    nonce: String,
     of: usize,
     ctx: &'a Context,
     seen: std::sync::Mutex<(usize, Instant)>,
@@ -313,12 +313,12 @@ impl<'a> StepFollower<'a> {
     fn new(host: &'a str, desired: &'a Desired, schedule: &Schedule, nonce: &str, ctx: &'a Context) -> Self {
         let of = schedule.steps.len() + schedule.handlers.len();
         let seen = std::sync::Mutex::new((0, Instant::now()));
-        StepFollower { host, desired, begin: format!("@@{nonce} begin "), of, ctx, seen }
+        StepFollower { host, desired, nonce: nonce.to_string(), of, ctx, seen }
     }
 
     fn line(&self, line: &str) {
-        let Some(id) = line.strip_prefix(&self.begin) else { return };
-        let what = match SectionId::from(id) {
+        let Some(id) = sections::begun(line, &self.nonce) else { return };
+        let what = match id {
             SectionId::Step(i) => self.desired.steps.get(i).map(|s| s.resource.id()),
             SectionId::Handler { handler, .. } => self.desired.handlers.get(handler).map(|h| format!("handler {}", h.id)),
             _ => None,

@@ -157,9 +157,7 @@ pub fn nonce() -> String {
 /// `set -e`, stderr merged. With `stop_on_error`, a failing part ends the whole script (after
 /// printing its end marker and the [`Note::Stopped`] note).
 pub fn part(script: &mut Script, nonce: &str, id: &SectionId, body: &str, stop_on_error: bool) {
-    script.line(&format!("printf '@@{nonce} begin {id}\\n'"));
-    script.line("(").line("set -e").line(body).line(") 2>&1").line("rc=$?");
-    script.line(&format!("printf '\\n@@{nonce} end {id} %s\\n' \"$rc\""));
+    framed(script, nonce, id, body, "");
     if stop_on_error {
         script.line(&format!("[ \"$rc\" -eq 0 ] || {{ {} exit 0; }}", note_cmd(nonce, &Note::Stopped)));
     }
@@ -171,9 +169,22 @@ pub fn part(script: &mut Script, nonce: &str, id: &SectionId, body: &str, stop_o
 /// so they can run at once; most of their time is spent starting small programs and waiting
 /// for daemons, which then overlaps.
 pub fn background_part(script: &mut Script, nonce: &str, id: &SectionId, body: &str, out: &str) {
-    script.line(&format!("{{ printf '@@{nonce} begin {id}\\n'"));
-    script.line("(").line("set -e").line(body).line(") 2>&1");
-    script.line(&format!("printf '\\n@@{nonce} end {id} %s\\n' \"$?\"; }} > {out} &"));
+    script.line("{");
+    framed(script, nonce, id, body, &format!("; }} > {out} &"));
+}
+
+/// The begin marker, `body` in a `set -e` subshell with stderr merged, `rc`, the end marker
+/// (followed by `end_suffix` on its line).
+fn framed(script: &mut Script, nonce: &str, id: &SectionId, body: &str, end_suffix: &str) {
+    script.line(&format!("printf '@@{nonce} begin {id}\\n'"));
+    script.line("(").line("set -e").line(body).line(") 2>&1").line("rc=$?");
+    script.line(&format!("printf '\\n@@{nonce} end {id} %s\\n' \"$rc\"{end_suffix}"));
+}
+
+/// The section a line of output begins, if it is a begin marker of the script with `nonce`
+/// (for following a script's output as it arrives).
+pub fn begun(line: &str, nonce: &str) -> Option<SectionId> {
+    line.strip_prefix("@@")?.strip_prefix(nonce)?.strip_prefix(" begin ").map(SectionId::from)
 }
 
 /// sh (one command ending in `;`) that prints `note`.

@@ -123,8 +123,7 @@ impl FakeHost {
         let mut parts: Vec<(String, String)> = Vec::new();
         let mut lines = script.lines();
         while let Some(l) = lines.next() {
-            // Probe parts run in the background: `{ printf '@@<nonce> begin <id>\n'`.
-            if let Some(id) = l.strip_prefix(&begin).or_else(|| l.strip_prefix("{ ").and_then(|l| l.strip_prefix(&begin))) {
+            if let Some(id) = l.strip_prefix(&begin) {
                 let id = id.trim_end_matches("\\n'").to_string();
                 let body: Vec<&str> = lines.by_ref().skip(2).take_while(|l| *l != ") 2>&1").collect();
                 parts.push((id, body.join("\n")));

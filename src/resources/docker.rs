@@ -28,14 +28,14 @@ pub struct Daemon {
 /// The line the shared facts print instead of containers when the host has no `docker` command.
 const NO_CLI: &str = "@no-docker-cli";
 
-/// awk turning the Engine API's container and image lists (one JSON document a line, each
-/// followed by `@sep`) into the lines the CLI path prints. Every object of both lists has one
-/// `"Id":"` key, and that sequence cannot occur inside a JSON string (its quotes would be
-/// escaped), so splitting on it cuts the lists into one chunk per object.
 /// The first line of a daemon's shared facts when its Engine API answered them (so a check of
 /// that engine needs no request of its own, see [`Daemon::answered_check`]).
 const ANSWERED: &str = "@answered";
 
+/// awk turning the Engine API's container and image lists (one JSON document a line, each
+/// followed by `@sep`) into the lines the CLI path prints. Every object of both lists has one
+/// `"Id":"` key, and that sequence cannot occur inside a JSON string (its quotes would be
+/// escaped), so splitting on it cuts the lists into one chunk per object.
 const API_AWK: &str = r#"function val(c, k) {
   if (match(c, "\"" k "\":\"[^\"]*\"")) return substr(c, RSTART + length(k) + 4, RLENGTH - length(k) - 5)
   return ""

@@ -35,6 +35,11 @@ pub fn engine(what: &str, socket: &str, mirror: Option<&str>, logs: Cmd, daemon:
     Step::new(check)
 }
 
+/// The last lines of the log of `container` (on the host daemon).
+fn container_logs(container: &str) -> Cmd {
+    Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(container)
+}
+
 /// The last lines of `unit`'s journal.
 pub fn journal(unit: &str) -> Cmd {
     Cmd::new("journalctl").args(["-n", "8", "--no-pager", "-o", "cat", "-u"]).arg(unit)
@@ -79,7 +84,7 @@ pub fn registry(address: &str, port: u16, container: &str) -> Step {
          *) printf 'health=failed\\nwhy=%s answered %s\\n' \"$u\" \"${code:-nothing}\" ;;\n\
          esac",
     );
-    let logs = Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(container);
+    let logs = container_logs(container);
     Step::new(Check::new(format!("registry cache on port {port}"), Health::new(s.into_string()).evidence(logs.render())))
 }
 
@@ -117,7 +122,7 @@ pub fn runner_config(config: &str, process: RunnerProcess) -> Step {
          esac"
     ));
     let logs = match process {
-        RunnerProcess::Container(c) => Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(c),
+        RunnerProcess::Container(c) => container_logs(c),
         RunnerProcess::Unit(u) => journal(u),
     };
     Step::new(Check::new("gitlab-runner loaded config.toml".to_string(), Health::new(s.into_string()).evidence(logs.render())))
@@ -144,7 +149,7 @@ pub fn cache_bucket(url: &str, ca: Option<&str>, with_keys: &Cmd, container: &st
         "if {} >/dev/null 2>&1; then echo health=ok; else printf 'health=failed\\nwhy=the bucket of %s does not answer\\n' \"$u\"; fi",
         with_keys.render()
     ));
-    let logs = Cmd::new("docker").args(["logs", "--tail", "8"]).end_of_options().arg(container);
+    let logs = container_logs(container);
     Step::new(Check::new(format!("cache server {url}"), Health::new(s.into_string()).evidence(logs.render())))
 }
 
