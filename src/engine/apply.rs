@@ -184,8 +184,8 @@ mod tests {
         fn id(&self) -> String {
             self.0.into()
         }
-        fn probe(&self) -> String {
-            String::new()
+        fn probe(&self) -> crate::engine::Probe {
+            String::new().into()
         }
         fn plan(&self, _: &str) -> Result<Option<Change>, String> {
             Ok(None)

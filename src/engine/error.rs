@@ -19,14 +19,6 @@ pub enum StepError {
     /// The resource could not make sense of its probe's output.
     #[error("cannot understand the current state: {0}")]
     Unparsable(String),
-    /// The probe output's sections came in another order than the steps.
-    #[error("facts out of order: expected {expected}, got {got}")]
-    OutOfOrder {
-        /// The section id expected.
-        expected: String,
-        /// The one found.
-        got: String,
-    },
     /// The probe output lacks the file read of a deferred step.
     #[error("the fact-gathering output lacks a file read")]
     ReadMissing,

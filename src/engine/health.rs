@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use super::sections::{self, SectionId};
-use super::{Change, Desired, Resource, SharedFact};
+use super::{Change, Desired, Probe, Resource, SharedFact};
 use crate::sh::Script;
 
 /// Seconds the verify round trip waits at most for every check to turn healthy.
@@ -160,8 +160,8 @@ impl Resource for Check {
         format!("check {}", self.what)
     }
 
-    fn probe(&self) -> String {
-        String::new()
+    fn probe(&self) -> Probe {
+        Probe::Script(String::new())
     }
 
     fn plan(&self, _: &str) -> Result<Option<Change>, String> {

@@ -7,6 +7,8 @@
 //! The engine knows nothing of GitLab or Docker: roles build the steps.
 //!
 //! - [`probe`]: the fact-gathering script and reading its output into findings;
+//! - [`gather`]: how each resource's state is read, most of them batched (one `stat`, one
+//!   `systemctl show` for all);
 //! - [`apply`]: scheduling changes and handlers, and the apply script;
 //! - [`sections`]: the framing both scripts' output uses;
 //! - [`health`]: whether a service works: checks in the probe, and a verify after changes;
@@ -18,6 +20,7 @@
 pub mod announce;
 pub mod apply;
 pub mod error;
+pub mod gather;
 pub mod health;
 pub mod outcome;
 pub mod probe;
@@ -27,6 +30,8 @@ pub mod run;
 pub mod sections;
 #[cfg(test)]
 mod tests;
+
+pub use gather::Probe;
 
 /// How a resource's current state differs from the desired one, and how to converge it.
 #[derive(Debug, Clone)]
@@ -70,9 +75,9 @@ pub enum Diff {
 pub trait Resource: Send + Sync + std::fmt::Debug {
     /// Stable, human-readable identity, e.g. `file /etc/docker/daemon.json`.
     fn id(&self) -> String;
-    /// POSIX sh that prints the current state; it runs in a subshell as root, and must print
-    /// nothing that starts with `@@` at the start of a line (binary data goes through base64).
-    fn probe(&self) -> String;
+    /// How its current state is read: its own sh, or one of the facts the engine gathers for
+    /// every resource at once (see [`gather`]).
+    fn probe(&self) -> Probe;
     /// Compares the probe's output with the desired state: `None` when nothing is to do.
     /// An `Err` means the output could not be understood.
     fn plan(&self, state: &str) -> Result<Option<Change>, String>;
@@ -81,6 +86,12 @@ pub trait Resource: Send + Sync + std::fmt::Debug {
     /// per run, before any probe, into the shell variable named by [`SharedFact::var`].
     fn shared_facts(&self) -> Vec<SharedFact> {
         Vec::new()
+    }
+
+    /// For a resource whose probe is [`Probe::Shared`]: its state (what `plan` reads), from
+    /// the shared fact's output.
+    fn read_shared(&self, _fact: &str) -> String {
+        String::new()
     }
 
     /// For a resource that reads what a handler would affect (see [`announce`]): the handler's

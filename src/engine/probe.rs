@@ -1,6 +1,7 @@
 //! Gathering facts: one script that prints the current state of every resource of a host.
 
 use super::error::{HostError, StepError};
+use super::gather::{self, Probe};
 use super::health::Verdict;
 use super::sections::{self, Framed, SectionId};
 use super::{Change, Desired};
@@ -26,43 +27,76 @@ pub const PENDING_FILE: &str = "/var/lib/provision/pending-handlers";
 /// what the probe read: another run applied in between, so the facts are stale.
 pub const GENERATION_FILE: &str = "/var/lib/provision/generation";
 
-/// The fact-gathering script for `desired`: one part per step, then the pending handlers.
+/// The fact-gathering script for `desired`: one part per step (or per batch of steps, see
+/// [`gather`]), then the apply mark and the pending handlers.
+///
+/// Every part runs at once, each into its own file of a private directory, printed in order
+/// once all are done: the parts only read, and a sequential probe spends most of its time
+/// starting small programs one after the other and waiting for daemons. The shared facts (a
+/// daemon's containers, read from its API) start at the same time as the parts that do not read
+/// them; the parts that do start once they are in.
 pub fn script(desired: &Desired, nonce: &str) -> String {
     let mut s = prelude();
-    let mut seen = Vec::new();
+    let mut facts = Vec::new();
     for fact in desired.steps.iter().flat_map(|st| st.resource.shared_facts()) {
-        if !seen.contains(&fact.var) {
+        if !facts.iter().any(|f: &super::SharedFact| f.var == fact.var) {
             debug_assert!(crate::sh::is_var_name(&fact.var), "bad shared fact variable {}", fact.var);
-            s.line(&format!("{}=$(", fact.var)).line(&fact.script).line(")");
-            seen.push(fact.var);
+            facts.push(fact);
         }
     }
-    let mut parts: Vec<(SectionId, String)> = Vec::new();
+    // Each part with whether it reads the shared facts.
+    let mut parts: Vec<(SectionId, String, bool)> =
+        gather::batch_parts(desired).into_iter().map(|(id, body)| (id.clone(), body, matches!(id, SectionId::Fact(_)))).collect();
     for (i, step) in desired.steps.iter().enumerate() {
-        parts.push((SectionId::Step(i), step.resource.probe()));
+        let reads_facts = !step.resource.shared_facts().is_empty();
+        if let Probe::Script(body) = step.resource.probe() {
+            parts.push((SectionId::Step(i), body, reads_facts));
+        }
         if let Some(d) = &step.deferred {
-            parts.push((SectionId::Read(i), read_file_script(&d.reads()).into_string()));
+            parts.push((SectionId::Read(i), read_file_script(&d.reads()).into_string(), false));
         }
         if let Some(h) = step.resource.health().filter(|h| h.in_probe) {
-            parts.push((SectionId::Health(i), h.probe_script()));
+            parts.push((SectionId::Health(i), h.probe_script(), reads_facts));
         }
     }
-    parts.push((SectionId::Generation, Cmd::new("cat").arg(GENERATION_FILE).raw("2>/dev/null || true").render()));
-    parts.push((SectionId::Pending, Cmd::new("cat").arg(PENDING_FILE).raw("2>/dev/null || true").render()));
-    // Every part at once, each into its own file of a private directory, printed in order once
-    // all are done: the parts only read, and a sequential probe spends most of its time starting
-    // small programs one after the other (~3 ms each on a lab host) and waiting for daemons.
+    parts.push((SectionId::Generation, print_file_script(GENERATION_FILE), false));
+    parts.push((SectionId::Pending, print_file_script(PENDING_FILE), false));
     s.line("pd=$(mktemp -d /run/provision-probe.XXXXXX 2>/dev/null || mktemp -d) || exit 125");
     s.line("trap 'rm -rf \"$pd\"' EXIT");
-    let mut files = Vec::new();
-    for (k, (id, body)) in parts.iter().enumerate() {
-        let out = format!("\"$pd/{k}\"");
-        sections::background_part(&mut s, nonce, id, body, &out);
-        files.push(out);
+    let fact_jobs: Vec<String> = facts
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            s.line("(").line(&f.script).line(&format!(") > \"$pd/v{k}\" 2>/dev/null &"));
+            s.line(&format!("j{k}=$!"));
+            format!("\"$j{k}\"")
+        })
+        .collect();
+    let part =
+        |s: &mut Script, k: usize, id: &SectionId, body: &str| sections::background_part(s, nonce, id, body, &format!("\"$pd/{k}\""));
+    for (k, (id, body, _)) in parts.iter().enumerate().filter(|(_, p)| !p.2) {
+        part(&mut s, k, id, body);
+    }
+    if !facts.is_empty() {
+        s.line(&format!("wait {}", fact_jobs.join(" ")));
+        for (k, f) in facts.iter().enumerate() {
+            s.line(&format!("{}=$(cat \"$pd/v{k}\")", f.var));
+        }
+    }
+    for (k, (id, body, _)) in parts.iter().enumerate().filter(|(_, p)| p.2) {
+        part(&mut s, k, id, body);
     }
     s.line("wait");
-    s.line(&format!("cat {}", files.join(" ")));
+    s.line(&format!("cat {}", (0..parts.len()).map(|k| format!("\"$pd/{k}\"")).collect::<Vec<_>>().join(" ")));
     sections::done(&mut s, nonce);
+    s.into_string()
+}
+
+/// sh printing a small text file if it exists, with the shell's own `read` (no program starts).
+fn print_file_script(path: &str) -> String {
+    let mut s = Script::new();
+    s.set("f", path);
+    s.line("if [ -f \"$f\" ]; then while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < \"$f\"; fi");
     s.into_string()
 }
 
@@ -113,20 +147,15 @@ pub struct Facts {
     pub pending: Vec<String>,
 }
 
-/// Reads every step's finding from the framed probe output (each resource compares what it
-/// found with what it wants). Fails only when the framing itself is broken or incomplete (then
-/// nothing about the host can be trusted).
+/// Reads every step's finding from the framed probe output, once [`gather::expand`] has given
+/// each step its section (each resource compares what it found with what it wants). Fails only
+/// when the framing itself is broken or incomplete (then nothing about the host can be trusted).
 pub fn read_facts(desired: &Desired, framed: &Framed) -> Result<Facts, HostError> {
     if !framed.done {
         return Err(HostError::ProbeUnfinished);
     }
-    // Deferred steps' file reads were consumed by `resolve` before planning.
-    let sections: Vec<&sections::Section> =
-        framed.sections.iter().filter(|s| !matches!(s.id, SectionId::Read(_) | SectionId::Health(_) | SectionId::Generation)).collect();
-    let (pending, steps) = match sections.split_last() {
-        Some((last, steps)) if last.id == SectionId::Pending => (last, steps),
-        _ => return Err(HostError::ProbeIncomplete),
-    };
+    let Some(pending) = framed.section(&SectionId::Pending) else { return Err(HostError::ProbeIncomplete) };
+    let steps: Vec<&sections::Section> = (0..desired.steps.len()).filter_map(|i| framed.section(&SectionId::Step(i))).collect();
     if steps.len() != desired.steps.len() {
         return Err(HostError::FactCount { expected: desired.steps.len(), got: steps.len() });
     }
@@ -135,11 +164,7 @@ pub fn read_facts(desired: &Desired, framed: &Framed) -> Result<Facts, HostError
         .steps
         .iter()
         .zip(steps)
-        .enumerate()
-        .map(|(i, (step, section))| {
-            if section.id != SectionId::Step(i) {
-                return Finding::Failed(StepError::OutOfOrder { expected: SectionId::Step(i).to_string(), got: section.id.to_string() });
-            }
+        .map(|(step, section)| {
             if section.rc != 0 {
                 return Finding::Failed(StepError::ProbeFailed { rc: section.rc, output: section.body.trim().to_string() });
             }

@@ -98,7 +98,8 @@ pub async fn run_host_with(mut job: Job, opts: Options, ctx: &Context) -> HostRe
         };
         facts = probe.run(&ssh, &host, ctx).await;
     }
-    let report = after_probe(&ssh, &host, &mut job.desired, probe.framed(facts), opts, ctx).await;
+    let framed = probe.framed(facts, &job.desired);
+    let report = after_probe(&ssh, &host, &mut job.desired, framed, opts, ctx).await;
     ssh.close().await;
     report
 }
@@ -107,7 +108,8 @@ pub async fn run_host_with(mut job: Job, opts: Options, ctx: &Context) -> HostRe
 pub async fn converge<R: Remote>(remote: &R, host: &str, desired: &mut Desired, opts: Options, ctx: &Context) -> HostReport {
     let probe = ProbeScript::new(desired);
     let facts = probe.run(remote, host, ctx).await;
-    after_probe(remote, host, desired, probe.framed(facts), opts, ctx).await
+    let framed = probe.framed(facts, desired);
+    after_probe(remote, host, desired, framed, opts, ctx).await
 }
 
 /// The fact-gathering script of one run and its nonce.
@@ -132,8 +134,11 @@ impl ProbeScript {
         out
     }
 
-    fn framed(&self, out: Result<Output, HostError>) -> Result<Framed, HostError> {
-        framed_output(&out?, &self.nonce)
+    /// The probe's output with a section per step (see [`super::gather::expand`]).
+    fn framed(&self, out: Result<Output, HostError>, desired: &Desired) -> Result<Framed, HostError> {
+        let mut framed = framed_output(&out?, &self.nonce)?;
+        super::gather::expand(desired, &mut framed);
+        Ok(framed)
     }
 }
 

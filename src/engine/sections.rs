@@ -17,6 +17,12 @@ pub enum SectionId {
     Pending,
     /// The mark the last apply left on the host: `generation`.
     Generation,
+    /// Every managed path's metadata, gathered at once (see [`super::gather`]): `paths`.
+    Paths,
+    /// Every managed unit's state, gathered at once: `units`.
+    Units,
+    /// A shared fact's output, for the steps that read it here: `f<k>`.
+    Fact(usize),
     /// A handler's run after a step: `h<handler>.<after>`.
     Handler {
         /// Index of the handler.
@@ -36,6 +42,9 @@ impl std::fmt::Display for SectionId {
             SectionId::Health(i) => write!(f, "k{i}"),
             SectionId::Pending => f.write_str("pending"),
             SectionId::Generation => f.write_str("generation"),
+            SectionId::Paths => f.write_str("paths"),
+            SectionId::Units => f.write_str("units"),
+            SectionId::Fact(k) => write!(f, "f{k}"),
             SectionId::Handler { handler, after } => write!(f, "h{handler}.{after}"),
             SectionId::Other(s) => f.write_str(s),
         }
@@ -48,9 +57,12 @@ impl From<&str> for SectionId {
         let parsed = match s.split_at_checked(1) {
             _ if s == "pending" => Some(SectionId::Pending),
             _ if s == "generation" => Some(SectionId::Generation),
+            _ if s == "paths" => Some(SectionId::Paths),
+            _ if s == "units" => Some(SectionId::Units),
             Some(("r", n)) => num(n).map(SectionId::Step),
             Some(("d", n)) => num(n).map(SectionId::Read),
             Some(("k", n)) => num(n).map(SectionId::Health),
+            Some(("f", n)) => num(n).map(SectionId::Fact),
             Some(("h", rest)) => rest.split_once('.').and_then(|(h, a)| Some(SectionId::Handler { handler: num(h)?, after: num(a)? })),
             _ => None,
         };

@@ -10,7 +10,7 @@ use super::health::{Health, Verdict};
 use super::progress::{Cancel, Context, Event, Reporter};
 use super::report::HostReport;
 use super::run::{Options, converge};
-use super::{Change, Desired, Resource, Status, Step, Upload};
+use super::{Change, Desired, Probe, Resource, Status, Step, Upload};
 use crate::transport::{Output, Remote, TransportError};
 
 /// A resource whose probe prints its state; `ok` means nothing to do.
@@ -29,8 +29,8 @@ impl Resource for Fake {
     fn id(&self) -> String {
         self.id.into()
     }
-    fn probe(&self) -> String {
-        format!("echo {}", self.state)
+    fn probe(&self) -> Probe {
+        format!("echo {}", self.state).into()
     }
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
         match state {
@@ -412,8 +412,8 @@ impl Resource for Service {
     fn id(&self) -> String {
         self.0.into()
     }
-    fn probe(&self) -> String {
-        "echo ok".into()
+    fn probe(&self) -> Probe {
+        Probe::Script("echo ok".into())
     }
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
         Fake::plan(&fake(self.0, "ok"), state)
@@ -512,8 +512,8 @@ impl Resource for ProbeSh {
     fn id(&self) -> String {
         "sh".into()
     }
-    fn probe(&self) -> String {
-        self.0.into()
+    fn probe(&self) -> Probe {
+        Probe::Script(self.0.into())
     }
     fn plan(&self, _state: &str) -> Result<Option<Change>, String> {
         Ok(None)

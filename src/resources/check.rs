@@ -2,7 +2,7 @@
 //! probe with the host's own words when the value would make the apply fail (so `plan` reports
 //! what `apply` would then fail on).
 
-use crate::engine::{Change, Resource};
+use crate::engine::{Change, Probe, Resource};
 use crate::sh::Script;
 
 /// A check of a value from the vars, run by the probe.
@@ -39,8 +39,8 @@ impl Resource for Check {
         format!("check {}", self.what)
     }
 
-    fn probe(&self) -> String {
-        self.script.clone()
+    fn probe(&self) -> Probe {
+        Probe::Script(self.script.clone())
     }
 
     fn plan(&self, _state: &str) -> Result<Option<Change>, String> {

@@ -1,8 +1,9 @@
 //! A directory: exists, with mode and owner.
 
 use super::{check_absolute, fmt_mode, parse_mode, set_meta};
+use crate::engine::gather::{Expect, PathProbe, Probe};
 use crate::engine::{Change, Resource};
-use crate::sh::{Cmd, Kv, Script, kv_printf};
+use crate::sh::{Cmd, Kv, Script};
 
 /// A managed directory (parents are created as needed).
 #[derive(Debug, Clone)]
@@ -42,15 +43,8 @@ impl Resource for Directory {
         if self.absent { format!("directory {} (absent)", self.path) } else { format!("directory {}", self.path) }
     }
 
-    fn probe(&self) -> String {
-        let mut s = Script::new();
-        s.set("d", &self.path);
-        s.line(&format!(
-            "if [ -L \"$d\" ]; then echo state=link\nelif [ -d \"$d\" ]; then\necho state=dir\nset -- $(stat -c '%a %U %G' -- \"$d\")\n{}\n\
-             elif [ -e \"$d\" ]; then echo state=other\nelse echo state=absent\nfi",
-            kv_printf(&[("mode", "\"$1\""), ("owner", "\"$2\""), ("group", "\"$3\"")])
-        ));
-        s.into_string()
+    fn probe(&self) -> Probe {
+        Probe::Path(PathProbe { path: self.path.clone(), expect: Expect::Dir })
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {

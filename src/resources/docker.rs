@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use crate::engine::health::{Health, THOROUGH_VAR};
-use crate::engine::{Change, Resource, SharedFact, Upload};
+use crate::engine::{Change, Probe, Resource, SharedFact, Upload};
 use crate::sh::{Cmd, Kv, Script, check_not_option, check_sha256, upload_path};
 
 /// How `docker image ls` shows a reference: without `docker.io/` and `library/`, with `:latest`
@@ -32,15 +32,15 @@ const NO_CLI: &str = "@no-docker-cli";
 /// that engine needs no request of its own, see [`Daemon::answered_check`]).
 const ANSWERED: &str = "@answered";
 
-/// awk turning the Engine API's container and image lists (one JSON document a line, each
-/// followed by `@sep`) into the lines the CLI path prints. Every object of both lists has one
+/// awk turning the Engine API's container and image lists and its `/info` (one JSON document a
+/// line, each followed by `@sep`) into the lines the CLI path prints. Every object of both lists has one
 /// `"Id":"` key, and that sequence cannot occur inside a JSON string (its quotes would be
 /// escaped), so splitting on it cuts the lists into one chunk per object.
 const API_AWK: &str = r#"function val(c, k) {
   if (match(c, "\"" k "\":\"[^\"]*\"")) return substr(c, RSTART + length(k) + 4, RLENGTH - length(k) - 5)
   return ""
 }
-/^@sep$/ { part++; if (part == 1) print "@images"; next }
+/^@sep$/ { part++; if (part == 1) print "@images"; if (part == 2) print "@info"; next }
 part == 0 {
   n = split($0, c, /"Id":"/)
   for (i = 2; i <= n; i++) {
@@ -60,7 +60,8 @@ part == 1 {
     m = split(substr(c[i], RSTART + 12, RLENGTH - 13), t, ",")
     for (j = 1; j <= m; j++) { gsub(/"/, "", t[j]); if (t[j] != "") print t[j], id }
   }
-}"#;
+}
+part == 2 && match($0, /"LiveRestoreEnabled":(true|false)/) { print "live_restore=" substr($0, RSTART + 21, RLENGTH - 21) }"#;
 
 /// Fails a plan on a host without the `docker` command, naming the package to install (Debian 13
 /// ships the CLI apart from the engine). A host without it has no containers to remove, so
@@ -77,10 +78,11 @@ fn cli_present(kv: &Kv) -> Result<(), String> {
 impl Daemon {
     /// Every container's state and every tagged image of this daemon, as lines
     /// `/<name> <running> <image id> <state> <restart count> <spec label>`, then `@images`, then
-    /// `<repo:tag> <id>` lines. Read with one Engine API request pair over the daemon's unix
-    /// socket when the host has `curl` (one process: the CLI's start-up costs ~40 ms a call), else
-    /// with three docker calls; either way once however many containers and images the roles
-    /// manage. The API's list has no restart count (`-`): the verify, which needs it to see a
+    /// `<repo:tag> <id>` lines, then `@info` and `live_restore=<true|false>` (what a restart of
+    /// the daemon does to them). Read with one curl of three Engine API requests over the
+    /// daemon's unix socket when the host has `curl` (one process: the CLI's start-up costs
+    /// ~40 ms a call), else with four docker calls; either way once however many containers and
+    /// images the roles manage. The API's list has no restart count (`-`): the verify, which needs it to see a
     /// container restarting, asks for the thorough path ([`THOROUGH_VAR`]), the CLI's.
     pub(crate) fn facts(&self) -> SharedFact {
         let docker = self.docker();
@@ -90,11 +92,14 @@ impl Daemon {
         );
         let inspect = docker.clone().args(["inspect", "--type", "container", "-f", &format]).raw("$ids");
         let images = docker.clone().args(["image", "ls", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+        let info = docker.clone().args(["info", "-f", "live_restore={{.LiveRestoreEnabled}}"]);
         let api = match self.socket() {
             Some(sock) => {
-                let curl = Cmd::new("curl")
-                    .args(["-sf", "--max-time", "10", "--unix-socket", &sock, "-w", "\\n@sep\\n"])
-                    .args(["http://d/containers/json?all=1", "http://d/images/json"]);
+                let curl = Cmd::new("curl").args(["-sf", "--max-time", "10", "--unix-socket", &sock, "-w", "\\n@sep\\n"]).args([
+                    "http://d/containers/json?all=1",
+                    "http://d/images/json",
+                    "http://d/info",
+                ]);
                 let awk = Cmd::new("awk").arg(API_AWK);
                 format!(
                     "if [ -z \"${{{THOROUGH_VAR}:-}}\" ] && command -v curl >/dev/null 2>&1 && api=$({curl} 2>/dev/null); then\n\
@@ -106,7 +111,7 @@ impl Daemon {
         // Without the CLI every container would look absent: say so instead (see `cli_present`).
         let script = format!(
             "command -v docker >/dev/null 2>&1 || {{ echo {NO_CLI}; exit 0; }}\n{api}\
-             ids=$({} 2>/dev/null)\n[ -z \"$ids\" ] || {inspect} 2>/dev/null\necho @images\n{images} 2>/dev/null\ntrue",
+             ids=$({} 2>/dev/null)\n[ -z \"$ids\" ] || {inspect} 2>/dev/null\necho @images\n{images} 2>/dev/null\necho @info\n{info} 2>/dev/null\ntrue",
             docker.args(["ps", "-aq"])
         );
         SharedFact { var, script }
@@ -126,38 +131,42 @@ impl Daemon {
         }
     }
 
-    /// sh printing, from the gathered facts, `key=value` lines: the container `name`'s state
-    /// (`container=absent`, or `container=present` with `running`, `container_image` and
-    /// `spec`) and, when `image` is given, that image's id (`image=`, or `missing_image`).
-    /// The names reach awk through its environment, never through its program text.
-    fn lookup(&self, name: Option<&str>, image: Option<&str>, missing_image: &str) -> String {
-        let var = self.facts().var;
-        let mut awk = format!(
-            "BEGIN {{ n = ENVIRON[\"PN\"]; r = ENVIRON[\"PR\"] }}\n/^{NO_CLI}$/ {{ print \"docker=missing\"; next }}\n/^@images$/ {{ imgs = 1; next }}\n"
-        );
+    /// From this daemon's shared facts (`facts`, their output), `key=value` lines: the
+    /// container `name`'s state (`container=absent`, or `container=present` with `running`,
+    /// `container_image` and `spec`) and, when `image` is given, that image's id (`image=`, or
+    /// `missing_image`). Read here rather than on the host: no program starts there for it.
+    fn lookup(facts: &str, name: Option<&str>, image: Option<&str>, missing_image: &str) -> String {
+        let mut out = String::new();
+        let (mut container, mut image_id) = (None, None);
+        let (wanted_name, wanted_image) = (name.map(|n| format!("/{n}")), image.map(listed_name));
+        let mut images = false;
+        for line in facts.lines() {
+            match line {
+                NO_CLI => out.push_str("docker=missing\n"),
+                "@images" => images = true,
+                "@info" => break,
+                _ => {
+                    let f: Vec<&str> = line.split(' ').collect();
+                    if !images && wanted_name.as_deref() == f.first().copied() && f.len() >= 3 {
+                        container = Some((f[1], f[2], f.get(5).copied().unwrap_or("")));
+                    } else if images && wanted_image.as_deref() == f.first().copied() && f.len() >= 2 {
+                        image_id = Some(f[1]);
+                    }
+                }
+            }
+        }
         if name.is_some() {
-            awk.push_str("!imgs && $1 == \"/\" n { run = $2; cimg = $3; spec = $6; found = 1 }\n");
+            match container {
+                Some((run, cimg, spec)) => {
+                    out.push_str(&format!("container=present\nrunning={run}\ncontainer_image={cimg}\nspec={spec}\n"))
+                }
+                None => out.push_str("container=absent\n"),
+            }
         }
         if image.is_some() {
-            awk.push_str("imgs && $1 == r { i = $2 }\n");
+            out.push_str(&format!("image={}\n", image_id.unwrap_or(missing_image)));
         }
-        let mut end = Vec::new();
-        if name.is_some() {
-            end.push(
-                "if (found) printf \"container=present\\nrunning=%s\\ncontainer_image=%s\\nspec=%s\\n\", run, cimg, spec; else print \"container=absent\""
-                    .to_string(),
-            );
-        }
-        if image.is_some() {
-            end.push(format!("print \"image=\" (i != \"\" ? i : \"{missing_image}\")"));
-        }
-        awk.push_str(&format!("END {{ {} }}", end.join("; ")));
-        let cmd = Cmd::new("env")
-            .arg(format!("PN={}", name.unwrap_or("")))
-            .arg(format!("PR={}", image.map(listed_name).unwrap_or_default()))
-            .arg("awk")
-            .arg(&awk);
-        format!("printf '%s\\n' \"${var}\" | {cmd}")
+        out
     }
 
     /// The `docker` command for this daemon (`--host=` joined to its value, which can then
@@ -225,16 +234,20 @@ impl Resource for Image {
         format!("image {}{}", self.reference, self.daemon.label())
     }
 
-    fn probe(&self) -> String {
+    fn probe(&self) -> Probe {
         if self.reference.contains('@') {
             // Pinned by digest: `image ls` shows no tag to match, ask docker directly (it prints
             // an empty line before failing on a missing image: capture, then decide).
             let inspect = self.daemon.docker().args(["image", "inspect", "-f", "{{.Id}}"]).end_of_options().arg(&self.reference);
-            return format!(
+            return Probe::Script(format!(
                 "command -v docker >/dev/null 2>&1 || echo docker=missing\ni=$({inspect} 2>/dev/null) || i=absent\nprintf 'image=%s\\n' \"$i\""
-            );
+            ));
         }
-        self.daemon.lookup(None, Some(&self.reference), "absent")
+        Probe::Shared(self.daemon.facts())
+    }
+
+    fn read_shared(&self, facts: &str) -> String {
+        Daemon::lookup(facts, None, Some(&self.reference), "absent")
     }
 
     fn shared_facts(&self) -> Vec<SharedFact> {
@@ -454,8 +467,12 @@ impl Resource for Container {
         format!("container {}{}", self.name, self.daemon.label())
     }
 
-    fn probe(&self) -> String {
-        self.daemon.lookup(Some(&self.name), Some(&self.image), "none")
+    fn probe(&self) -> Probe {
+        Probe::Shared(self.daemon.facts())
+    }
+
+    fn read_shared(&self, facts: &str) -> String {
+        Daemon::lookup(facts, Some(&self.name), Some(&self.image), "none")
     }
 
     fn shared_facts(&self) -> Vec<SharedFact> {
@@ -557,8 +574,12 @@ impl Resource for ContainerAbsent {
         format!("container {}{} (absent)", self.name, self.daemon.label())
     }
 
-    fn probe(&self) -> String {
-        self.daemon.lookup(Some(&self.name), None, "none")
+    fn probe(&self) -> Probe {
+        Probe::Shared(self.daemon.facts())
+    }
+
+    fn read_shared(&self, facts: &str) -> String {
+        Daemon::lookup(facts, Some(&self.name), None, "none")
     }
 
     fn shared_facts(&self) -> Vec<SharedFact> {
@@ -619,11 +640,27 @@ mod tests {
             r#"},{"Id":"ghi","Names":["/new"],"ImageID":"sha256:333","Labels":{},"State":"running","Status":"Up Less than a second"}]"#,
         );
         let images = r#"[{"Containers":-1,"Created":1,"Id":"sha256:111","Labels":null,"ParentId":"","RepoDigests":["registry@sha256:x"],"RepoTags":["registry:2","localhost:5000/r:2"],"Size":1},{"Containers":-1,"Id":"sha256:333","ParentId":"","RepoTags":[]}]"#;
-        let out = run_awk(API_AWK, &[], &format!("{containers}\n@sep\n{images}\n@sep\n"));
+        let info = r#"{"ID":"x","Containers":3,"Driver":"overlay2","LiveRestoreEnabled":true,"Name":"h","Labels":["Id"]}"#;
+        let out = run_awk(API_AWK, &[], &format!("{containers}\n@sep\n{images}\n@sep\n{info}\n@sep\n"));
         assert_eq!(
             out,
             "/registry-cache true sha256:111 running - 0123456789abcdef\n/dind true sha256:222 restarting - \n/new true sha256:333 running ? \n@images\n\
-             registry:2 sha256:111\nlocalhost:5000/r:2 sha256:111\n"
+             registry:2 sha256:111\nlocalhost:5000/r:2 sha256:111\n@info\nlive_restore=true\n"
+        );
+        // What each resource reads from them, here rather than on the host.
+        assert_eq!(
+            Daemon::lookup(&out, Some("registry-cache"), Some("registry:2"), "none"),
+            "container=present\nrunning=true\ncontainer_image=sha256:111\nspec=0123456789abcdef\nimage=sha256:111\n"
+        );
+        assert_eq!(
+            Daemon::lookup(&out, Some("dind"), None, "none"),
+            "container=present\nrunning=true\ncontainer_image=sha256:222\nspec=\n"
+        );
+        assert_eq!(Daemon::lookup(&out, Some("registry"), Some("docker:dind"), "none"), "container=absent\nimage=none\n");
+        assert_eq!(Daemon::lookup(&out, None, Some("docker.io/library/registry:2"), "absent"), "image=sha256:111\n");
+        assert_eq!(
+            Daemon::lookup("@no-docker-cli\n", Some("dind"), Some("docker:dind"), "none"),
+            "docker=missing\ncontainer=absent\nimage=none\n"
         );
         let facts = Daemon::default().facts().script;
         assert!(facts.contains("--unix-socket /var/run/docker.sock") && facts.contains("ids=$(docker ps -aq"), "{facts}");

@@ -3,11 +3,9 @@
 use sha2::{Digest, Sha256};
 
 use super::{check_absolute, fmt_mode, parse_mode, set_meta};
+use crate::engine::gather::{Expect, MAX_CONTENT_BYTES as MAX_DIFF_BYTES, PathProbe, Probe};
 use crate::engine::{Change, Diff, Resource};
-use crate::sh::{Cmd, Kv, Script, kv_printf};
-
-/// Files larger than this are not sent back for diffing.
-const MAX_DIFF_BYTES: u64 = 256 * 1024;
+use crate::sh::{Cmd, Kv, Script};
 
 /// Whether the file should exist.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,23 +213,9 @@ impl Resource for File {
         format!("file {}", self.path)
     }
 
-    fn probe(&self) -> String {
-        let mut s = Script::new();
-        s.set("f", &self.path);
-        s.line("if [ -L \"$f\" ]; then echo state=link\nelif [ -f \"$f\" ]; then\necho state=file");
-        s.line(&format!(
-            "set -- $(stat -c '%a %U %G' -- \"$f\")\n{}",
-            kv_printf(&[("mode", "\"$1\""), ("owner", "\"$2\""), ("group", "\"$3\"")])
-        ));
-        s.line("h=$(sha256sum < \"$f\"); h=${h%% *}; printf 'sha256=%s\\n' \"$h\"");
-        if !self.secret && self.ensure != Ensure::Absent {
-            s.set("want", &self.desired_hash());
-            s.line(&format!(
-                "if [ \"$h\" != \"$want\" ] && [ \"$(stat -c %s -- \"$f\")\" -le {MAX_DIFF_BYTES} ]; then printf 'content=%s\\n' \"$(base64 < \"$f\" | tr -d '\\n')\"; fi"
-            ));
-        }
-        s.line("elif [ -e \"$f\" ]; then echo state=other\nelse echo state=absent\nfi");
-        s.into_string()
+    fn probe(&self) -> Probe {
+        let content_unless = (!self.secret && self.ensure != Ensure::Absent).then(|| self.desired_hash());
+        Probe::Path(PathProbe { path: self.path.clone(), expect: Expect::File { content_unless } })
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
@@ -337,7 +321,7 @@ mod tests {
     #[test]
     fn secrets_are_never_diffed_or_fetched() {
         let f = File::new("/etc/key.pem", "PRIVATE").secret();
-        assert!(!f.probe().contains("base64"));
+        assert_eq!(f.probe(), Probe::Path(PathProbe { path: "/etc/key.pem".into(), expect: Expect::File { content_unless: None } }));
         let c = f.plan("state=absent").unwrap().unwrap();
         assert_eq!(c.diff, Some(Diff::Secret));
     }
@@ -360,10 +344,15 @@ mod tests {
         }
     }
 
+    /// The state the engine's batched probe reads for `f`, gathered with the local sh.
+    fn probe_locally(f: &File) -> String {
+        let Probe::Path(p) = f.probe() else { panic!("a file's probe is a path") };
+        crate::engine::gather::tests::gather_paths_locally(&[p]).remove(0)
+    }
+
     /// Probes, plans and applies `f` with the local sh, as the engine would on a host.
     fn converge(f: &File) -> Option<Change> {
-        let (ok, state, err) = crate::sh::run_locally(&f.probe(), b"");
-        assert!(ok, "{err}");
+        let state = probe_locally(f);
         let change = f.plan(&state).unwrap();
         if let Some(c) = &change {
             let (ok, _, err) = crate::sh::run_locally(&c.script, b"");
@@ -403,7 +392,7 @@ mod tests {
         // A mode-only change refuses a file swapped for a symlink since the probe.
         let victim_mode = std::fs::metadata(&victim).unwrap().permissions().mode();
         let meta = File::new(path.to_str().unwrap(), "SECRET\n").mode(0o604);
-        let c = meta.plan(&crate::sh::run_locally(&meta.probe(), b"").1).unwrap().unwrap();
+        let c = meta.plan(&probe_locally(&meta)).unwrap().unwrap();
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&victim, &path).unwrap();
         let (ok, _, err) = crate::sh::run_locally(&c.script, b"");
@@ -422,7 +411,7 @@ mod tests {
 
     #[test]
     fn paths_that_climb_or_are_relative_are_refused() {
-        for p in ["/etc/systemd/system/../../../root/x", "relative", "/etc/a\nb"] {
+        for p in ["/etc/systemd/system/../../../root/x", "relative", "/etc/a\nb", "/etc/a\\b"] {
             assert!(File::new(p, "x").plan("state=absent").is_err(), "{p}");
         }
     }
@@ -430,7 +419,8 @@ mod tests {
     #[test]
     fn paths_are_quoted() {
         let f = File::new("/tmp/a b/$(reboot)", "x");
-        assert!(f.probe().starts_with("f='/tmp/a b/$(reboot)'\n"));
+        let script = crate::engine::gather::tests::paths_script_for(&[f.probe()]);
+        assert!(script.contains(" -- '/tmp/a b/$(reboot)' "), "{script}");
         assert!(f.write_script(b"x").contains("d='/tmp/a b'\n"));
     }
 }

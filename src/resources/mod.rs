@@ -38,13 +38,14 @@ pub(crate) fn set_meta(script: &mut Script, var: &str, owner: &str, group: &str,
 
 /// Refuses a path that is not absolute (a relative one would depend on the remote directory
 /// and could start with `-`), that climbs with `..` (a name from the vars must not leave the
-/// directory it was put in), or that holds a control character.
+/// directory it was put in), or that holds a control character or a backslash.
 pub(crate) fn check_absolute(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err(format!("`{path}` is not an absolute path"));
     }
-    if path.split('/').any(|c| c == "..") || path.chars().any(char::is_control) {
-        return Err(format!("`{}` is not a plain absolute path (no `..`, no control characters)", path.escape_debug()));
+    // A backslash would be escaped in `sha256sum`'s output, which the batched probe reads.
+    if path.split('/').any(|c| c == "..") || path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(format!("`{}` is not a plain absolute path (no `..`, no control characters, no backslash)", path.escape_debug()));
     }
     Ok(())
 }

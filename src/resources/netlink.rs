@@ -1,6 +1,6 @@
 //! A network interface that must not exist (e.g. the bridge of a removed docker daemon).
 
-use crate::engine::{Change, Resource};
+use crate::engine::{Change, Probe, Resource};
 use crate::sh::{Cmd, Kv, check_name};
 
 /// An interface to delete when present.
@@ -15,9 +15,15 @@ impl Resource for LinkAbsent {
         format!("link {} (absent)", self.name)
     }
 
-    fn probe(&self) -> String {
+    fn probe(&self) -> Probe {
+        // The host's interfaces are in /sys/class/net (a test, no program started); `ip`
+        // where sysfs is not mounted.
         let show = Cmd::new("ip").arg("link").arg("show").arg("dev").arg(&self.name);
-        format!("if {show} >/dev/null 2>&1; then echo state=present; else echo state=absent; fi")
+        let sys = crate::sh::quote(&format!("/sys/class/net/{}", self.name));
+        Probe::Script(format!(
+            "if [ -d /sys/class/net ]; then [ -e {sys} ] && p=1 || p=''; else {show} >/dev/null 2>&1 && p=1 || p=''; fi
+             if [ -n \"$p\" ]; then echo state=present; else echo state=absent; fi"
+        ))
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::engine::{Change, Resource, Upload};
+use crate::engine::{Change, Probe, Resource, Upload};
 use crate::sh::{Cmd, Kv, Script, check_not_option, check_sha256, upload_path};
 
 /// A managed package.
@@ -74,7 +74,7 @@ impl Resource for Package {
         format!("package {}", self.name)
     }
 
-    fn probe(&self) -> String {
+    fn probe(&self) -> Probe {
         let mut s = Script::new();
         s.set("n", &self.name);
         s.line(
@@ -84,7 +84,7 @@ impl Resource for Package {
              if v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' \"$n\" 2>/dev/null); then printf 'status=installed\\nversion=%s\\n' \"$v\"; else echo status=not-installed; fi\n\
              else echo manager=none; fi",
         );
-        s.into_string()
+        s.into_string().into()
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {

@@ -3,8 +3,8 @@
 //! and whether live-restore keeps them through the restart. Changes nothing.
 
 use super::docker::Daemon;
-use crate::engine::{Change, Resource, SharedFact};
-use crate::sh::{Kv, Script, kv_line};
+use crate::engine::{Change, Probe, Resource, SharedFact};
+use crate::sh::Kv;
 
 /// The containers on one daemon, announced beside the handler that restarts it.
 #[derive(Debug, Clone)]
@@ -22,32 +22,30 @@ impl Resource for Workload {
         format!("containers on {}", self.unit)
     }
 
-    // The containers come from the daemon's shared facts (read once for every container
-    // resource); only live-restore is asked here, through the Engine API when curl is there
-    // (one request, a few ms; the CLI's start-up costs ~40 ms).
+    // Everything comes from the daemon's shared facts (read once for every container
+    // resource, live-restore with them): nothing runs on the host for it.
     fn shared_facts(&self) -> Vec<SharedFact> {
         vec![self.daemon.facts()]
     }
 
-    fn probe(&self) -> String {
-        let docker = self.daemon.cli();
-        let mut s = Script::new();
-        s.set("sock", &self.daemon.socket().unwrap_or_default());
-        s.line(&format!(
-            "lr=''\n\
-             if [ -n \"$sock\" ] && command -v curl >/dev/null 2>&1; then\n\
-             case $(curl -sf --max-time 5 --unix-socket \"$sock\" http://d/info 2>/dev/null) in\n\
-             *'\"LiveRestoreEnabled\":true'*) lr=true ;; *'\"LiveRestoreEnabled\":false'*) lr=false ;; esac\n\
-             elif command -v docker >/dev/null 2>&1; then lr=$({docker} info -f '{{{{.LiveRestoreEnabled}}}}' 2>/dev/null); fi"
-        ));
-        s.line("if [ -n \"$lr\" ]; then");
-        s.line(&kv_line("live_restore", "\"$lr\""));
-        s.line(&format!(
-            "printf '%s\\n' \"${}\" | awk '/^@images$/ {{ exit }} $2 == \"true\" {{ n++ }} $2 == \"true\" && $1 ~ /^\\/runner-/ {{ j++ }} END {{ printf \"running=%d\\njobs=%d\\n\", n, j }}'",
-            self.daemon.facts().var
-        ));
-        s.line("else echo daemon=down; fi");
-        s.into_string()
+    fn probe(&self) -> Probe {
+        Probe::Shared(self.daemon.facts())
+    }
+
+    fn read_shared(&self, facts: &str) -> String {
+        let Some(live_restore) = facts.lines().find_map(|l| l.strip_prefix("live_restore=")) else {
+            return "daemon=down\n".into();
+        };
+        let containers = facts.lines().take_while(|l| *l != "@images").filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() >= 2 && f[0].starts_with('/')).then(|| (f[0], f[1] == "true"))
+        });
+        let (mut running, mut jobs) = (0, 0);
+        for (name, up) in containers {
+            running += u32::from(up);
+            jobs += u32::from(up && name.starts_with("/runner-"));
+        }
+        format!("live_restore={live_restore}\nrunning={running}\njobs={jobs}\n")
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
@@ -94,41 +92,17 @@ mod tests {
     }
 
     #[test]
-    fn the_probe_counts_from_the_shared_facts_and_asks_the_api_for_live_restore() {
-        let w = Workload { daemon: Daemon::default(), unit: "docker.service".into(), handler: "restart docker".into() };
-        let dir = tempfile::tempdir().unwrap();
-        let curl = dir.path().join("curl");
-        std::fs::write(&curl, "#!/bin/sh\necho '{\"ID\":\"x\",\"LiveRestoreEnabled\":true,\"Name\":\"h\"}'\n").unwrap();
-        std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let facts = "/registry-cache true sha256:a running - x\n/runner-1-build true sha256:b running - \n/runner-2-build false sha256:b exited - \n@images\n/runner-3 true\n";
-        let probe = |path: String| {
-            let o = std::process::Command::new("/bin/sh")
-                .args(["-c", &w.probe()])
-                .env("PATH", path)
-                .env(w.daemon.facts().var, facts)
-                .output()
-                .unwrap();
-            String::from_utf8(o.stdout).unwrap()
-        };
-        assert_eq!(probe(format!("{}:/usr/bin:/bin", dir.path().display())), "live_restore=true\nrunning=2\njobs=1\n");
-        assert_eq!(probe("/nonexistent".into()).trim(), "daemon=down", "no curl, no docker: nothing answers");
-    }
-
-    #[test]
-    fn the_probe_is_valid_sh_and_names_the_handler() {
+    fn the_state_counts_from_the_shared_facts_with_their_live_restore() {
         let w = Workload {
             daemon: Daemon { host: Some("unix:///run/docker-ci.sock".into()) },
             unit: "docker-ci.service".into(),
             handler: "restart docker-ci".into(),
         };
-        let s = w.probe();
-        assert!(
-            s.contains("--host=unix:///run/docker-ci.sock") && s.contains("sock=/run/docker-ci.sock") && s.contains("/^\\/runner-/"),
-            "{s}"
-        );
-        let o = std::process::Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
-        assert!(o.status.success(), "{}\n{s}", String::from_utf8_lossy(&o.stderr));
-        assert_eq!(w.announces("running=0\njobs=0\nlive_restore=true\n").unwrap().0, "restart docker-ci");
+        assert_eq!(w.probe(), Probe::Shared(w.daemon.facts()), "nothing of its own runs on the host");
+        let facts = "@answered\n/registry-cache true sha256:a running - x\n/runner-1-build true sha256:b running - \n/runner-2-build false sha256:b exited - \n@images\n/runner-3 true\n@info\nlive_restore=true\n";
+        assert_eq!(w.read_shared(facts), "live_restore=true\nrunning=2\njobs=1\n");
+        assert_eq!(w.read_shared("@images\n@info\n").trim(), "daemon=down", "no daemon answered");
+        assert_eq!(w.announces(&w.read_shared(facts)).unwrap().0, "restart docker-ci");
         assert!(w.plan("running=1\njobs=0\n").unwrap().is_none(), "it never changes anything");
     }
 }

@@ -23,7 +23,7 @@ use super::owned::Owned;
 use super::topology::HostFacts;
 use super::{Role, RoleContext, typed};
 use crate::certs::cache_keys::CacheKeys;
-use crate::engine::{Change, Desired, Resource, Step};
+use crate::engine::{Change, Desired, Probe, Resource, Step};
 use crate::error::InputError;
 use crate::resources::directory::Directory;
 use crate::resources::docker::{Container, Daemon};
@@ -313,12 +313,13 @@ impl Resource for Bucket {
 
     /// Prints `days=N` (the expiry rule's days) or `days=none` (no bucket, no rule, or no
     /// server yet: the apply creates both once the container runs).
-    fn probe(&self) -> String {
+    fn probe(&self) -> Probe {
         let export = self.mc.cmd(false, &["ilm", "export", &self.mc.target(&self.bucket)]).render();
         format!(
             "days=$({export} 2>/dev/null | tr -d ' \\n\\t' | sed -n 's/.*\"Days\":\\([0-9][0-9]*\\).*/\\1/p')\n\
              echo \"days=${{days:-none}}\""
         )
+        .into()
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
@@ -365,8 +366,8 @@ mod tests {
         assert_eq!(b.plan("days=7\n").unwrap().unwrap().what, ["expiry 14 days"]);
         assert!(b.plan("garbage").is_err());
         // The keys are read inside the container, from the mounted key files.
-        assert!(b.probe().contains("$(cat /run/secrets/secret_key)@127.0.0.1:9005"), "{}", b.probe());
-        assert!(b.probe().contains("https://"));
+        assert!(b.probe().script().contains("$(cat /run/secrets/secret_key)@127.0.0.1:9005"), "{:?}", b.probe());
+        assert!(b.probe().script().contains("https://"));
     }
 
     /// Runners are handed the bind address: the unspecified address would reach nothing.

@@ -2,7 +2,7 @@
 //! the CI jobs using dind (`runner-*` containers that mount its socket directory) to finish, up
 //! to `restart_drain_timeout`, and refuses the recreation when they still run then.
 
-use crate::engine::{Change, Resource, SharedFact};
+use crate::engine::{Change, Probe, Resource, SharedFact};
 use crate::resources::docker::Container;
 use crate::sh::{Cmd, Script};
 
@@ -26,8 +26,12 @@ impl Resource for Drained {
         self.inner.id()
     }
 
-    fn probe(&self) -> String {
+    fn probe(&self) -> Probe {
         self.inner.probe()
+    }
+
+    fn read_shared(&self, fact: &str) -> String {
+        self.inner.read_shared(fact)
     }
 
     fn shared_facts(&self) -> Vec<SharedFact> {

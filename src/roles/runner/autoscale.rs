@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::cloud::{TAG_BY, TAG_RUNNER, TAG_STACK};
-use crate::engine::{Change, Resource, Step};
+use crate::engine::{Change, Probe, Resource, Step};
 use crate::error::InputError;
 use crate::resources::directory::Directory;
 use crate::resources::docker::{Container, LogDriver};
@@ -367,8 +367,9 @@ impl Resource for FleetingPlugins {
         }
     }
 
-    fn probe(&self) -> String {
+    fn probe(&self) -> Probe {
         format!("if [ -n \"$(ls -A {} 2>/dev/null)\" ]; then echo plugins=installed; else echo plugins=missing; fi", quote(&self.dir()))
+            .into()
     }
 
     fn plan(&self, state: &str) -> Result<Option<Change>, String> {
@@ -486,10 +487,10 @@ mod tests {
         assert!(p.plan("plugins=installed\n").unwrap().is_none());
         let c = p.plan("plugins=missing\n").unwrap().unwrap();
         assert!(c.script.contains("exec gitlab-runner gitlab-runner fleeting install"), "{}", c.script);
-        assert!(p.probe().contains("/var/lib/provision/runner/fleeting/plugins"));
+        assert!(p.probe().script().contains("/var/lib/provision/runner/fleeting/plugins"));
         assert!(p.plan("what").is_err());
         let host = FleetingPlugins { container: None };
-        assert!(host.probe().contains("/root/.config/fleeting/plugins"));
+        assert!(host.probe().script().contains("/root/.config/fleeting/plugins"));
         assert!(host.plan("plugins=missing").unwrap().unwrap().script.starts_with("gitlab-runner fleeting install"));
     }
 }
