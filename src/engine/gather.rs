@@ -222,8 +222,9 @@ impl<'a> PathFacts<'a> {
 }
 
 /// Replaces the batch parts' sections in `framed` (the probe's output) with one `r<step>`
-/// section per step they gathered for, so that the rest of the engine reads every step's
-/// state the same way. A failed batch part fails each of its steps with its output.
+/// section per step they gathered for (and gives an empty one to each step whose probe is
+/// empty, which had no part), so that the rest of the engine reads every step's state the
+/// same way. A failed batch part fails each of its steps with its output.
 pub fn expand(desired: &Desired, framed: &mut Framed) {
     let probes: Vec<Probe> = desired.steps.iter().map(|s| s.resource.probe()).collect();
     let take = |framed: &mut Framed, id: &SectionId| {
@@ -241,6 +242,7 @@ pub fn expand(desired: &Desired, framed: &mut Framed) {
     for (i, probe) in probes.iter().enumerate() {
         let step = |rc: i32, body: String| Section { id: SectionId::Step(i), rc, body };
         let section = match probe {
+            Probe::Script(body) if body.trim().is_empty() => Some(step(0, String::new())),
             Probe::Script(_) => continue,
             Probe::Path(p) => match (&paths, &path_facts) {
                 (Some(_), Some(facts)) => Some(step(0, facts.state(p))),

@@ -133,6 +133,9 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 pub trait Deferred: Send + Sync {
     /// Absolute path of the (small) file the probe reads.
     fn reads(&self) -> String;
+    /// Starts what `resolve` will need that does not depend on the file (e.g. an HTTP client),
+    /// so that it is ready by the time the probe returns. Called before the probe.
+    fn prepare(&self) {}
     /// The resource to plan, from the file's current content (`None`: no such file), and
     /// notes for the report. In check mode it must change nothing anywhere.
     fn resolve<'a>(&'a self, current: Option<&'a [u8]>, check: bool) -> BoxFuture<'a, Result<Resolved, String>>;

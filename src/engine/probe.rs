@@ -49,7 +49,10 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
         gather::batch_parts(desired).into_iter().map(|(id, body)| (id.clone(), body, matches!(id, SectionId::Fact(_)))).collect();
     for (i, step) in desired.steps.iter().enumerate() {
         let reads_facts = !step.resource.shared_facts().is_empty();
-        if let Probe::Script(body) = step.resource.probe() {
+        // An empty probe (a check's) needs no part: `gather::expand` gives it its section.
+        if let Probe::Script(body) = step.resource.probe()
+            && !body.trim().is_empty()
+        {
             parts.push((SectionId::Step(i), body, reads_facts));
         }
         if let Some(d) = &step.deferred {

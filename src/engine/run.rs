@@ -79,6 +79,9 @@ pub async fn run_host(job: Job, opts: Options) -> HostReport {
 /// [`run_host`] with progress and cancellation.
 pub async fn run_host_with(mut job: Job, opts: Options, ctx: &Context) -> HostReport {
     let host = job.connection.host.clone();
+    for d in job.desired.steps.iter().filter_map(|s| s.deferred.as_ref()) {
+        d.prepare();
+    }
     ctx.reporter.event(&host, &Event::Connecting);
     let started = Instant::now();
     let mut ssh = match Ssh::connect(&job.connection).await {

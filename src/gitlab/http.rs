@@ -40,6 +40,34 @@ pub fn check_url(url: &str, settings: &Settings) -> Result<reqwest::Url, GitlabE
     }
 }
 
+/// An HTTP client built once for the requests of one run (loading the system's CA store costs
+/// a few ms), possibly ahead of time ([`SharedClient::prepare`]).
+#[derive(Clone, Default)]
+pub struct SharedClient(std::sync::Arc<std::sync::Mutex<Option<reqwest::Client>>>);
+
+impl SharedClient {
+    /// The client for `settings` (every caller passes the same), built by the first call.
+    pub fn get(&self, settings: &Settings) -> Result<reqwest::Client, GitlabError> {
+        // Held while building: a second caller waits for the first build rather than repeating it.
+        let mut built = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = built.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = client(settings)?;
+        *built = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Builds the client on a thread of its own, to be ready when first needed; an error
+    /// surfaces at [`SharedClient::get`].
+    pub fn prepare(&self, settings: &Settings) {
+        let (me, settings) = (self.clone(), settings.clone());
+        std::thread::spawn(move || {
+            let _ = me.get(&settings);
+        });
+    }
+}
+
 /// An HTTP client that follows only same-origin redirects and trusts the system store plus
 /// `ca_file`.
 pub fn client(settings: &Settings) -> Result<reqwest::Client, GitlabError> {

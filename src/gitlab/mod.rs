@@ -182,6 +182,12 @@ impl Client {
         Ok(Client { base: url.trim_end_matches('/').to_string(), http: http::client(settings)? })
     }
 
+    /// Like [`Client::new`], with the HTTP client of `shared` (built once for a run).
+    pub fn with_shared(url: &str, settings: &Settings, shared: &http::SharedClient) -> Result<Self, GitlabError> {
+        check_url(url, settings)?;
+        Ok(Client { base: url.trim_end_matches('/').to_string(), http: shared.get(settings)? })
+    }
+
     /// The GitLab URL.
     pub fn url(&self) -> &str {
         &self.base

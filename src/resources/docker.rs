@@ -518,8 +518,7 @@ impl Resource for Container {
     /// Running, not restarting (the restart count is part of the output, so a verify sees it
     /// climb), from the shared facts; the log's tail as evidence.
     fn health(&self) -> Option<Health> {
-        let var = self.daemon.facts().var;
-        let awk = Cmd::new("env").arg(format!("PN={}", self.name)).arg("awk").arg(HEALTH_AWK.replace("@NO_CLI", NO_CLI));
+        let judge = HEALTH_SH.replace("@NO_CLI", NO_CLI).replace("@FACTS", &self.daemon.facts().var);
         let logs = self.daemon.docker().args(["logs", "--tail", "60"]).end_of_options().arg(&self.name);
         // A Go program's panic ends in its goroutines' stacks: keep the message, not the frames.
         let evidence = format!("{} 2>&1 | grep -v -E -e '^[[:space:]]' -e '^goroutine ' -e '^$' -e '^[^ (]+\\(.*\\)$'", logs.render());
@@ -537,7 +536,8 @@ impl Resource for Container {
             }
             None => String::new(),
         };
-        Some(Health::new(format!("h=$(printf '%s\\n' \"${var}\" | {awk}){recent}\nprintf '%s\\n' \"$h\"")).evidence(evidence))
+        let name = crate::sh::quote(&self.name);
+        Some(Health::new(format!("n={name}\n{judge}{recent}\nprintf '%s\\n' \"$h\"")).evidence(evidence))
     }
 
     /// One restart: a container crash-looping since its last change may have hit a passing
@@ -548,17 +548,29 @@ impl Resource for Container {
     }
 }
 
-/// awk judging one container (`PN` in its environment) from the shared facts' lines.
-const HEALTH_AWK: &str = r#"BEGIN { n = ENVIRON["PN"] }
-/^@NO_CLI$/ { nocli = 1 }
-/^@images$/ { exit }
-$1 == "/" n { found = 1; st = $4; rc = $5 }
-END {
-  if (nocli) { print "health=failed"; print "why=the docker command is missing" }
-  else if (!found) { print "health=failed"; print "why=no such container" }
-  else if (st == "running") { print "health=ok"; print "restarts=" rc }
-  else { print "health=failed"; print "why=the container is " st (rc != "-" ? ", restarted " rc " times" : "") }
-}"#;
+/// sh judging the container `$n` from the shared facts' lines (`@FACTS`: their variable) into
+/// `$h`, with the shell's own `read` (the probe starts no program for it).
+const HEALTH_SH: &str = r#"nocli=''; found=''; st=''; rc=''
+while read -r cn cr ci cs cc cl; do
+  case $cn in
+    @NO_CLI) nocli=1 ;;
+    @images) break ;;
+    "/$n") found=1; st=$cs; rc=$cc ;;
+  esac
+done <<EOF
+$@FACTS
+EOF
+if [ -n "$nocli" ]; then h='health=failed
+why=the docker command is missing'
+elif [ -z "$found" ]; then h='health=failed
+why=no such container'
+elif [ "$st" = running ]; then h="health=ok
+restarts=$rc"
+elif [ "$rc" != - ]; then h="health=failed
+why=the container is $st, restarted $rc times"
+else h="health=failed
+why=the container is $st"
+fi"#;
 
 /// A container that must not exist.
 #[derive(Debug, Clone)]
@@ -677,7 +689,16 @@ mod tests {
 
     #[test]
     fn container_health_from_the_facts() {
-        let judge = |lines: &str| run_awk(&HEALTH_AWK.replace("@NO_CLI", NO_CLI), &[("PN", "dind")], lines);
+        let judge = |lines: &str| {
+            let h = Container::new("dind", "docker:dind").health().unwrap();
+            let o = std::process::Command::new("/bin/sh")
+                .args(["-c", &h.script])
+                .env("PATH", "/nonexistent")
+                .env(Daemon::default().facts().var, lines)
+                .output()
+                .unwrap();
+            String::from_utf8(o.stdout).unwrap()
+        };
         assert_eq!(judge("/dind true sha256:2 running 0 abc\n@images\n"), "health=ok\nrestarts=0\n");
         assert_eq!(
             judge("@answered\n/dind true sha256:2 running - abc\n@images\n"),

@@ -41,6 +41,8 @@ pub struct RunnerConfig {
     runners: Vec<PlannedRunner>,
     gitlab: GitlabVars,
     outcome: Mutex<Outcome>,
+    /// One HTTP client for every runner's requests, built while the probe runs.
+    http: crate::gitlab::http::SharedClient,
 }
 
 /// What the last `resolve` did in GitLab, for `finish`.
@@ -60,7 +62,7 @@ fn same_gitlab(a: &str, b: &str) -> bool {
 impl RunnerConfig {
     /// config.toml at `path` with these runners, registered with the GitLab(s) in `gitlab`.
     pub fn new(path: String, concurrent: u32, check_interval: u32, runners: Vec<PlannedRunner>, gitlab: GitlabVars) -> Self {
-        RunnerConfig { path, concurrent, check_interval, runners, gitlab, outcome: Mutex::new(Outcome::default()) }
+        RunnerConfig { path, concurrent, check_interval, runners, gitlab, outcome: Mutex::new(Outcome::default()), http: Default::default() }
     }
 
     /// Whether `url` is a GitLab the vars name (where deleting runners may happen).
@@ -120,7 +122,7 @@ impl RunnerConfig {
         let mut sections = Vec::new();
         for r in &self.runners {
             let (name, url) = (&r.section.name, &r.section.url);
-            let client = Client::new(url, &self.gitlab.settings).map_err(|e| format!("runner `{name}`: {e}"))?;
+            let client = Client::with_shared(url, &self.gitlab.settings, &self.http).map_err(|e| format!("runner `{name}`: {e}"))?;
             // A token from another GitLab means nothing to this one: that runner is replaced.
             let have = existing.get(name).filter(|e| same_gitlab(&e.url, url)).map(|e| e.token.as_str());
             let token = if check {
@@ -214,6 +216,10 @@ async fn delete_all<'a>(settings: &Settings, runners: impl Iterator<Item = (&'a 
 impl Deferred for RunnerConfig {
     fn reads(&self) -> String {
         self.path.clone()
+    }
+
+    fn prepare(&self) {
+        self.http.prepare(&self.gitlab.settings);
     }
 
     fn resolve<'a>(&'a self, current: Option<&'a [u8]>, check: bool) -> BoxFuture<'a, Result<Resolved, String>> {
