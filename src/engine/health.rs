@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::sections::{self, SectionId};
 use super::{Change, Desired, Probe, Resource, SharedFact};
-use crate::sh::Script;
+use crate::sh::{Cmd, Script};
 
 /// Seconds the verify round trip waits at most for every check to turn healthy.
 pub const VERIFY_DEADLINE_SECS: u32 = 30;
@@ -92,12 +92,96 @@ pub struct Health {
     /// would (a unit's active state, which its plan starts when it is not) is checked only
     /// after an apply, keeping the no-op round trip as cheap as it was.
     pub in_probe: bool,
+    /// The HTTP request the script judges (it runs [`Request::sh`] itself): in the probe, the
+    /// engine sends it with every other check's.
+    pub request: Option<Request>,
+}
+
+/// An HTTP request a check judges by its outcome. In the probe the engine sends every check's
+/// request with one `curl` (whose start-up costs more than most checks: ~9 ms on a small host)
+/// and hands each check `<curl exit status> <HTTP status>` in `$r`; where it did not (the
+/// verify, a curl older than 7.75 without `%{exitcode}`), [`Request::sh`] sends it alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `http://` or `https://` URL (through `unix_socket`, its host part is a placeholder).
+    pub url: String,
+    /// Connect to this unix socket instead of the URL's host.
+    pub unix_socket: Option<String>,
+    /// Verify the server with this CA file.
+    pub cacert: Option<String>,
+}
+
+/// The variable of the probe script holding every batched request's outcome, each as
+/// ` k<step>:<exit>:<code>` (`-w` reads a format starting with `@` from a file: no `@`).
+const REQUESTS_VAR: &str = "PROVISION_REQUESTS";
+
+impl Request {
+    /// A plain request to `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Request { url: url.into(), unix_socket: None, cacert: None }
+    }
+
+    /// curl's options for this request, body discarded, bounded in time.
+    fn curl_args(&self, cmd: Cmd) -> Cmd {
+        let mut cmd = cmd.args(["-s", "-o", "/dev/null", "--max-time", "5"]);
+        if let Some(sock) = &self.unix_socket {
+            cmd = cmd.arg("--unix-socket").arg(sock);
+        }
+        if let Some(ca) = &self.cacert {
+            cmd = cmd.arg("--cacert").arg(ca);
+        }
+        cmd
+    }
+
+    /// sh leaving `<curl exit status> <HTTP status>` in `$r` (`000` when nothing answered), or
+    /// an empty `$r` on a host without curl: the engine's batched outcome when it is there,
+    /// else from a request of its own.
+    pub fn sh(&self) -> String {
+        let curl = self.curl_args(Cmd::new("curl")).args(["-w", "%{http_code}"]).arg(&self.url);
+        format!(
+            "case ${{r:-}} in [0-9]*' '[0-9][0-9][0-9]) ;; *) r=''; if command -v curl >/dev/null 2>&1; then r=$({curl}); r=\"$? $r\"; fi ;; esac"
+        )
+    }
+}
+
+/// sh sending every `(id, request)` with one curl, in parallel, into the file `out` (a sh
+/// word); after it, [`take_request_sh`] gives each check its outcome. Without curl (or with one
+/// too old for `--parallel` or `%{exitcode}`) the file holds nothing usable and each check
+/// sends its own.
+pub fn batch_requests_sh(requests: &[(SectionId, &Request)], out: &str) -> String {
+    let mut curl = Cmd::new("curl").args(["-Z", "--no-progress-meter"]);
+    for (k, (id, req)) in requests.iter().enumerate() {
+        if k > 0 {
+            curl = curl.arg("--next");
+        }
+        curl = req.curl_args(curl).arg("-w").arg(format!(" {id}:%{{exitcode}}:%{{http_code}}")).arg(&req.url);
+    }
+    format!("( command -v curl >/dev/null 2>&1 && {curl} ) > {out} 2>/dev/null &")
+}
+
+/// sh reading the batched requests' outcomes from the file `file` (a sh word).
+pub fn read_requests_sh(file: &str) -> String {
+    format!("IFS= read -r {REQUESTS_VAR} < {file} || true")
+}
+
+/// sh setting `$r` to the batched outcome of the request of the check `id` (empty when there
+/// is none).
+pub fn take_request_sh(id: &SectionId) -> String {
+    format!(
+        "r=''; case ${{{REQUESTS_VAR}:-}} in *\" {id}:\"*) r=${{{REQUESTS_VAR}#* {id}:}}; r=${{r%% *}}; r=\"${{r%%:*}} ${{r#*:}}\" ;; esac"
+    )
 }
 
 impl Health {
     /// A check without evidence to show.
     pub fn new(script: impl Into<String>) -> Self {
-        Health { script: script.into(), evidence: None, in_probe: true }
+        Health { script: script.into(), evidence: None, in_probe: true, request: None }
+    }
+
+    /// Names the request the script judges (see [`Health::request`]).
+    pub fn request(mut self, request: Request) -> Self {
+        self.request = Some(request);
+        self
     }
 
     /// Adds the command printing evidence.
@@ -232,6 +316,35 @@ pub fn verify_script(desired: &Desired, checks: &[(usize, Health)], nonce: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `script` with sh and no curl on the PATH, and prints `$r` after it.
+    fn r_after(script: &str, requests: &str) -> String {
+        let o = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("{script}\nprintf '%s' \"$r\"")])
+            .env("PATH", "/nonexistent")
+            .env(REQUESTS_VAR, requests)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    #[test]
+    fn each_check_finds_its_batched_outcome_or_sends_its_own_request() {
+        let all = " k14:56:000 k20:0:200 k3:7:000";
+        assert_eq!(r_after(&take_request_sh(&SectionId::Health(20)), all), "0 200");
+        assert_eq!(r_after(&take_request_sh(&SectionId::Health(14)), all), "56 000");
+        assert_eq!(r_after(&take_request_sh(&SectionId::Health(3)), all), "7 000", "the last one too");
+        assert_eq!(r_after(&take_request_sh(&SectionId::Health(2)), all), "", "k2 is not k20's prefix");
+        assert_eq!(r_after(&take_request_sh(&SectionId::Health(4)), ""), "", "no batch (no curl on the host)");
+        let req = Request::new("http://10.0.0.1:5000/v2/");
+        let own = format!("{}\n{}", take_request_sh(&SectionId::Health(20)), req.sh());
+        assert_eq!(r_after(&own, all), "0 200", "the batched outcome is used");
+        assert_eq!(r_after(&own, " k20::000"), "", "garbage (an old curl): its own request, and without curl none");
+        let batch = batch_requests_sh(&[(SectionId::Health(20), &req)], "\"$pd/requests\"");
+        assert!(batch.contains(" -w ' k20:%{exitcode}:%{http_code}' http://10.0.0.1:5000/v2/"), "{batch}");
+        let sock = Request { url: "http://d/_ping".into(), unix_socket: Some("/run/d.sock".into()), cacert: Some("/ca.pem".into()) };
+        assert!(sock.sh().contains("--unix-socket /run/d.sock --cacert /ca.pem -w '%{http_code}' http://d/_ping"), "{}", sock.sh());
+    }
 
     #[test]
     fn verdicts() {

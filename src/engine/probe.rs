@@ -2,7 +2,7 @@
 
 use super::error::{HostError, StepError};
 use super::gather::{self, Probe};
-use super::health::Verdict;
+use super::health::{self, Verdict};
 use super::sections::{self, Framed, SectionId};
 use super::{Change, Desired};
 use crate::sh::{Cmd, Script};
@@ -44,11 +44,17 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
             facts.push(fact);
         }
     }
-    // Each part with whether it reads the shared facts.
-    let mut parts: Vec<(SectionId, String, bool)> =
-        gather::batch_parts(desired).into_iter().map(|(id, body)| (id.clone(), body, matches!(id, SectionId::Fact(_)))).collect();
+    // Each part with what it waits for.
+    let mut requests: Vec<(SectionId, health::Request)> = Vec::new();
+    let mut parts: Vec<(SectionId, String, Needs)> = gather::batch_parts(desired)
+        .into_iter()
+        .map(|(id, body)| {
+            let needs = if matches!(id, SectionId::Fact(_)) { Needs::Facts } else { Needs::Nothing };
+            (id, body, needs)
+        })
+        .collect();
     for (i, step) in desired.steps.iter().enumerate() {
-        let reads_facts = !step.resource.shared_facts().is_empty();
+        let reads_facts = if step.resource.shared_facts().is_empty() { Needs::Nothing } else { Needs::Facts };
         // An empty probe (a check's) needs no part: `gather::expand` gives it its section.
         if let Probe::Script(body) = step.resource.probe()
             && !body.trim().is_empty()
@@ -56,14 +62,21 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
             parts.push((SectionId::Step(i), body, reads_facts));
         }
         if let Some(d) = &step.deferred {
-            parts.push((SectionId::Read(i), read_file_script(&d.reads()).into_string(), false));
+            parts.push((SectionId::Read(i), read_file_script(&d.reads()).into_string(), Needs::Nothing));
         }
         if let Some(h) = step.resource.health().filter(|h| h.in_probe) {
-            parts.push((SectionId::Health(i), h.probe_script(), reads_facts));
+            let id = SectionId::Health(i);
+            match &h.request {
+                Some(req) => {
+                    parts.push((id.clone(), format!("{}\n{}", health::take_request_sh(&id), h.probe_script()), Needs::Requests));
+                    requests.push((id, req.clone()));
+                }
+                None => parts.push((id, h.probe_script(), reads_facts)),
+            }
         }
     }
-    parts.push((SectionId::Generation, print_file_script(GENERATION_FILE), false));
-    parts.push((SectionId::Pending, print_file_script(PENDING_FILE), false));
+    parts.push((SectionId::Generation, print_file_script(GENERATION_FILE), Needs::Nothing));
+    parts.push((SectionId::Pending, print_file_script(PENDING_FILE), Needs::Nothing));
     s.line("pd=$(mktemp -d /run/provision-probe.XXXXXX 2>/dev/null || mktemp -d) || exit 125");
     s.line("trap 'rm -rf \"$pd\"' EXIT");
     let fact_jobs: Vec<String> = facts
@@ -75,24 +88,47 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
             format!("\"$j{k}\"")
         })
         .collect();
+    if !requests.is_empty() {
+        let batched: Vec<(SectionId, &health::Request)> = requests.iter().map(|(id, r)| (id.clone(), r)).collect();
+        s.line(&health::batch_requests_sh(&batched, "\"$pd/requests\""));
+        s.line("jr=$!");
+    }
     let part =
         |s: &mut Script, k: usize, id: &SectionId, body: &str| sections::background_part(s, nonce, id, body, &format!("\"$pd/{k}\""));
-    for (k, (id, body, _)) in parts.iter().enumerate().filter(|(_, p)| !p.2) {
-        part(&mut s, k, id, body);
+    let start = |s: &mut Script, needs: Needs| {
+        for (k, (id, body, _)) in parts.iter().enumerate().filter(|(_, p)| p.2 == needs) {
+            part(s, k, id, body);
+        }
+    };
+    start(&mut s, Needs::Nothing);
+    // The requests (one curl) usually finish first: their checks need not wait for the facts.
+    if !requests.is_empty() {
+        s.line("wait \"$jr\"");
+        s.line(&health::read_requests_sh("\"$pd/requests\""));
+        start(&mut s, Needs::Requests);
     }
     if !facts.is_empty() {
         s.line(&format!("wait {}", fact_jobs.join(" ")));
         for (k, f) in facts.iter().enumerate() {
             s.line(&format!("{}=$(cat \"$pd/v{k}\")", f.var));
         }
-    }
-    for (k, (id, body, _)) in parts.iter().enumerate().filter(|(_, p)| p.2) {
-        part(&mut s, k, id, body);
+        start(&mut s, Needs::Facts);
     }
     s.line("wait");
     s.line(&format!("cat {}", (0..parts.len()).map(|k| format!("\"$pd/{k}\"")).collect::<Vec<_>>().join(" ")));
     sections::done(&mut s, nonce);
     s.into_string()
+}
+
+/// What a probe part waits for before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Starts at once.
+    Nothing,
+    /// The shared facts (it reads their variables).
+    Facts,
+    /// The batched requests' outcomes (see [`health::Request`]).
+    Requests,
 }
 
 /// sh printing a small text file if it exists, with the shell's own `read` (no program starts).

@@ -4,7 +4,7 @@
 //! the host has it (a few ms), else through the docker CLI or openssl.
 
 use crate::engine::Step;
-use crate::engine::health::{Check, Health, THOROUGH_VAR};
+use crate::engine::health::{Check, Health, Request, THOROUGH_VAR};
 use crate::resources::docker::Daemon;
 use crate::sh::{Cmd, Script};
 
@@ -19,18 +19,28 @@ pub fn engine(what: &str, socket: &str, mirror: Option<&str>, logs: Cmd, daemon:
     // (`PROVISION_THOROUGH`) asks `/info`, which lists the mirrors and costs the daemon more.
     // In the probe, an engine whose API already answered the shared facts needs no request.
     let answered = daemon.map_or_else(|| "false".to_string(), Daemon::answered_check);
+    let ping = Request { url: "http://d/_ping".into(), unix_socket: Some(socket.to_string()), cacert: None };
     s.line(&format!(
         "if [ -z \"${{{THOROUGH_VAR}:-}}\" ]; then m=''; if {answered}; then echo health=ok; exit 0; fi; fi\n\
-         if command -v curl >/dev/null 2>&1; then\n\
-         if [ -n \"$m\" ]; then info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/info); else info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/_ping); fi\n\
-         elif [ -n \"$m\" ]; then info=$(docker --host=\"unix://$s\" info --format '{{{{json .RegistryConfig.Mirrors}}}}' 2>/dev/null)\n\
+         if [ -n \"$m\" ]; then\n\
+         if command -v curl >/dev/null 2>&1; then info=$(curl -sf --max-time 5 --unix-socket \"$s\" http://d/info)\n\
+         else info=$(docker --host=\"unix://$s\" info --format '{{{{json .RegistryConfig.Mirrors}}}}' 2>/dev/null); fi\n\
+         else\n{ping_sh}\n\
+         if [ -n \"$r\" ]; then case $r in '0 200') info=OK ;; *) info='' ;; esac\n\
          elif [ -n \"${{{THOROUGH_VAR}:-}}\" ]; then info=$(docker --host=\"unix://$s\" version --format '{{{{.Server.Version}}}}' 2>/dev/null)\n\
          elif [ -S \"$s\" ]; then info=socket; else info=''; fi\n\
+         fi\n\
          if [ -z \"$info\" ]; then printf 'health=failed\\nwhy=the engine does not answer on %s\\n' \"$s\"; exit 0; fi\n\
          if [ -n \"$m\" ]; then case \"$info\" in *\"\\\"$m\\\"\"*|*\"\\\"$m/\\\"\"*) ;; *) printf 'health=failed\\nwhy=its registry mirror is not %s\\n' \"$m\"; exit 0 ;; esac; fi\n\
-         echo health=ok"
+         echo health=ok",
+        ping_sh = ping.sh()
     ));
-    let mut check = Check::new(what.to_string(), Health::new(s.into_string()).evidence(logs.render()));
+    let mut health = Health::new(s.into_string()).evidence(logs.render());
+    // An engine whose API answered the shared facts needs no request of its own in the probe.
+    if daemon.is_none() {
+        health = health.request(ping);
+    }
+    let mut check = Check::new(what.to_string(), health);
     check.facts = daemon.map(|d| d.facts()).into_iter().collect();
     Step::new(check)
 }
@@ -51,9 +61,11 @@ pub fn tls(address: &str, port: u16, ca: &str, unit: &str) -> Step {
     let target = if matches!(address, "" | "0.0.0.0" | "::") { "127.0.0.1" } else { address };
     let mut s = Script::new();
     s.set("a", target).set("p", &port.to_string()).set("ca", ca);
+    let req = Request { url: format!("https://{target}:{port}/version"), unix_socket: None, cacert: Some(ca.to_string()) };
+    s.line(&req.sh());
     s.line(
-        "if command -v curl >/dev/null 2>&1; then\n\
-         curl -s -o /dev/null --max-time 5 --cacert \"$ca\" \"https://$a:$p/version\"; rc=$?\n\
+        "if [ -n \"$r\" ]; then\n\
+         rc=${r%% *}\n\
          case $rc in\n\
          35|56) echo health=ok ;;\n\
          0) printf 'health=failed\\nwhy=port %s answers without a client certificate\\n' \"$p\" ;;\n\
@@ -69,15 +81,17 @@ pub fn tls(address: &str, port: u16, ca: &str, unit: &str) -> Step {
          esac\n\
          fi",
     );
-    Step::new(Check::new(format!("docker TLS on port {port}"), Health::new(s.into_string()).evidence(journal(unit).render())))
+    Step::new(Check::new(format!("docker TLS on port {port}"), Health::new(s.into_string()).evidence(journal(unit).render()).request(req)))
 }
 
 /// The registry cache answers `/v2/` on `address:port` (200, or 401 with auth).
 pub fn registry(address: &str, port: u16, container: &str) -> Step {
     let mut s = Script::new();
-    s.set("u", &format!("http://{address}:{port}/v2/")).set("c", container);
+    let req = Request::new(format!("http://{address}:{port}/v2/"));
+    s.set("u", &req.url).set("c", container);
+    s.line(&req.sh());
     s.line(
-        "if command -v curl >/dev/null 2>&1; then code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' \"$u\")\n\
+        "if [ -n \"$r\" ]; then code=${r#* }\n\
          else code=$(docker exec \"$c\" wget -q -S -O /dev/null http://127.0.0.1:5000/v2/ 2>&1 | awk '/HTTP\\// { print $2; exit }'); fi\n\
          case \"$code\" in\n\
          200|401) echo health=ok ;;\n\
@@ -85,7 +99,7 @@ pub fn registry(address: &str, port: u16, container: &str) -> Step {
          esac",
     );
     let logs = container_logs(container);
-    Step::new(Check::new(format!("registry cache on port {port}"), Health::new(s.into_string()).evidence(logs.render())))
+    Step::new(Check::new(format!("registry cache on port {port}"), Health::new(s.into_string()).evidence(logs.render()).request(req)))
 }
 
 /// Where gitlab-runner runs: its container on the host daemon, or its systemd unit.
@@ -134,10 +148,11 @@ pub fn runner_config(config: &str, process: RunnerProcess) -> Step {
 pub fn cache_bucket(url: &str, ca: Option<&str>, with_keys: &Cmd, container: &str) -> Step {
     let mut s = Script::new();
     s.set("u", url).set("ca", ca.unwrap_or(""));
+    let req = Request { url: url.to_string(), unix_socket: None, cacert: ca.map(str::to_string) };
+    s.line(&req.sh());
     s.line(
-        "if command -v curl >/dev/null 2>&1; then\n\
-         if [ -n \"$ca\" ]; then code=$(curl -s -o /dev/null --max-time 5 --cacert \"$ca\" -w '%{http_code}' \"$u\")\n\
-         else code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' \"$u\"); fi\n\
+        "if [ -n \"$r\" ]; then\n\
+         code=${r#* }\n\
          case \"$code\" in\n\
          403) ;;\n\
          000) printf 'health=failed\\nwhy=no verified answer from %s\\n' \"$u\"; exit 0 ;;\n\
@@ -150,7 +165,7 @@ pub fn cache_bucket(url: &str, ca: Option<&str>, with_keys: &Cmd, container: &st
         with_keys.render()
     ));
     let logs = container_logs(container);
-    Step::new(Check::new(format!("cache server {url}"), Health::new(s.into_string()).evidence(logs.render())))
+    Step::new(Check::new(format!("cache server {url}"), Health::new(s.into_string()).evidence(logs.render()).request(req)))
 }
 
 #[cfg(test)]

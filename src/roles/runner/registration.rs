@@ -62,7 +62,15 @@ fn same_gitlab(a: &str, b: &str) -> bool {
 impl RunnerConfig {
     /// config.toml at `path` with these runners, registered with the GitLab(s) in `gitlab`.
     pub fn new(path: String, concurrent: u32, check_interval: u32, runners: Vec<PlannedRunner>, gitlab: GitlabVars) -> Self {
-        RunnerConfig { path, concurrent, check_interval, runners, gitlab, outcome: Mutex::new(Outcome::default()), http: Default::default() }
+        RunnerConfig {
+            path,
+            concurrent,
+            check_interval,
+            runners,
+            gitlab,
+            outcome: Mutex::new(Outcome::default()),
+            http: Default::default(),
+        }
     }
 
     /// Whether `url` is a GitLab the vars name (where deleting runners may happen).
