@@ -270,14 +270,7 @@ pub fn checked(desired: &Desired) -> Vec<(usize, Health)> {
 /// one shows its evidence.
 pub fn verify_script(desired: &Desired, checks: &[(usize, Health)], nonce: &str) -> String {
     let mut s = super::probe::prelude();
-    let mut facts: Vec<SharedFact> = Vec::new();
-    for (i, _) in checks {
-        for f in desired.steps[*i].resource.shared_facts() {
-            if !facts.iter().any(|g| g.var == f.var) {
-                facts.push(f);
-            }
-        }
-    }
+    let facts = SharedFact::gathered(checks.iter().flat_map(|(i, _)| desired.steps[*i].resource.shared_facts()));
     // Each check is a function writing its output to a variable; the loop compares them.
     let mut round = Script::new();
     for f in &facts {

@@ -120,6 +120,27 @@ pub struct SharedFact {
     pub var: String,
     /// POSIX sh printing the fact.
     pub script: String,
+    /// How much of it is read: resources may ask for one fact (one variable) at different
+    /// depths; the deepest asked for is gathered, and its output holds what the shallower
+    /// ones read (a daemon's containers; at depth 1 also its live-restore, which costs the
+    /// daemon more).
+    pub depth: u8,
+}
+
+impl SharedFact {
+    /// Each fact once, at the deepest depth asked for, in order of first use.
+    pub fn gathered(facts: impl IntoIterator<Item = SharedFact>) -> Vec<SharedFact> {
+        let mut out: Vec<SharedFact> = Vec::new();
+        for f in facts {
+            debug_assert!(crate::sh::is_var_name(&f.var), "bad shared fact variable {}", f.var);
+            match out.iter_mut().find(|g| g.var == f.var) {
+                Some(g) if g.depth < f.depth => *g = f,
+                Some(_) => {}
+                None => out.push(f),
+            }
+        }
+        out
+    }
 }
 
 /// A boxed future, for the async hooks of [`Deferred`].

@@ -37,13 +37,7 @@ pub const GENERATION_FILE: &str = "/var/lib/provision/generation";
 /// them; the parts that do start once they are in.
 pub fn script(desired: &Desired, nonce: &str) -> String {
     let mut s = prelude();
-    let mut facts = Vec::new();
-    for fact in desired.steps.iter().flat_map(|st| st.resource.shared_facts()) {
-        if !facts.iter().any(|f: &super::SharedFact| f.var == fact.var) {
-            debug_assert!(crate::sh::is_var_name(&fact.var), "bad shared fact variable {}", fact.var);
-            facts.push(fact);
-        }
-    }
+    let facts = super::SharedFact::gathered(desired.steps.iter().flat_map(|st| st.resource.shared_facts()));
     // Each part with what it waits for.
     let mut requests: Vec<(SectionId, health::Request)> = Vec::new();
     let mut parts: Vec<(SectionId, String, Needs)> = gather::batch_parts(desired)

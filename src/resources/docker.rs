@@ -78,13 +78,23 @@ fn cli_present(kv: &Kv) -> Result<(), String> {
 impl Daemon {
     /// Every container's state and every tagged image of this daemon, as lines
     /// `/<name> <running> <image id> <state> <restart count> <spec label>`, then `@images`, then
-    /// `<repo:tag> <id>` lines, then `@info` and `live_restore=<true|false>` (what a restart of
-    /// the daemon does to them). Read with one curl of three Engine API requests over the
-    /// daemon's unix socket when the host has `curl` (one process: the CLI's start-up costs
-    /// ~40 ms a call), else with four docker calls; either way once however many containers and
-    /// images the roles manage. The API's list has no restart count (`-`): the verify, which needs it to see a
+    /// `<repo:tag> <id>` lines. Read with one curl of two Engine API requests over the daemon's
+    /// unix socket when the host has `curl` (one process: the CLI's start-up costs ~40 ms a
+    /// call), else with three docker calls; either way once however many containers and images
+    /// the roles manage. The API's list has no restart count (`-`): the verify, which needs it to see a
     /// container restarting, asks for the thorough path ([`THOROUGH_VAR`]), the CLI's.
     pub(crate) fn facts(&self) -> SharedFact {
+        self.facts_at(0)
+    }
+
+    /// The daemon's [`Daemon::facts`] and its live-restore setting (`@info`, then
+    /// `live_restore=`): one more request, which costs the daemon several ms (it runs `runc`
+    /// and `docker-init` to report their versions).
+    pub(crate) fn facts_with_live_restore(&self) -> SharedFact {
+        self.facts_at(1)
+    }
+
+    fn facts_at(&self, depth: u8) -> SharedFact {
         let docker = self.docker();
         let var = format!("PF_docker_{}", &hex::encode(Sha256::digest(docker.render().as_bytes()))[..8]);
         let format = format!(
@@ -92,14 +102,16 @@ impl Daemon {
         );
         let inspect = docker.clone().args(["inspect", "--type", "container", "-f", &format]).raw("$ids");
         let images = docker.clone().args(["image", "ls", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
-        let info = docker.clone().args(["info", "-f", "live_restore={{.LiveRestoreEnabled}}"]);
+        let info = match depth {
+            0 => String::new(),
+            _ => format!("echo @info\n{} 2>/dev/null\n", docker.clone().args(["info", "-f", "live_restore={{.LiveRestoreEnabled}}"])),
+        };
         let api = match self.socket() {
             Some(sock) => {
-                let curl = Cmd::new("curl").args(["-sf", "--max-time", "10", "--unix-socket", &sock, "-w", "\\n@sep\\n"]).args([
-                    "http://d/containers/json?all=1",
-                    "http://d/images/json",
-                    "http://d/info",
-                ]);
+                let curl = Cmd::new("curl")
+                    .args(["-sf", "--max-time", "10", "--unix-socket", &sock, "-w", "\\n@sep\\n"])
+                    .args(["http://d/containers/json?all=1", "http://d/images/json"])
+                    .args((depth > 0).then_some("http://d/info"));
                 let awk = Cmd::new("awk").arg(API_AWK);
                 format!(
                     "if [ -z \"${{{THOROUGH_VAR}:-}}\" ] && command -v curl >/dev/null 2>&1 && api=$({curl} 2>/dev/null); then\n\
@@ -111,10 +123,10 @@ impl Daemon {
         // Without the CLI every container would look absent: say so instead (see `cli_present`).
         let script = format!(
             "command -v docker >/dev/null 2>&1 || {{ echo {NO_CLI}; exit 0; }}\n{api}\
-             ids=$({} 2>/dev/null)\n[ -z \"$ids\" ] || {inspect} 2>/dev/null\necho @images\n{images} 2>/dev/null\necho @info\n{info} 2>/dev/null\ntrue",
+             ids=$({} 2>/dev/null)\n[ -z \"$ids\" ] || {inspect} 2>/dev/null\necho @images\n{images} 2>/dev/null\n{info}true",
             docker.args(["ps", "-aq"])
         );
-        SharedFact { var, script }
+        SharedFact { var, script, depth }
     }
 
     /// sh that succeeds when this daemon's shared facts were read through its Engine API in this

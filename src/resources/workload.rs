@@ -25,11 +25,11 @@ impl Resource for Workload {
     // Everything comes from the daemon's shared facts (read once for every container
     // resource, live-restore with them): nothing runs on the host for it.
     fn shared_facts(&self) -> Vec<SharedFact> {
-        vec![self.daemon.facts()]
+        vec![self.daemon.facts_with_live_restore()]
     }
 
     fn probe(&self) -> Probe {
-        Probe::Shared(self.daemon.facts())
+        Probe::Shared(self.daemon.facts_with_live_restore())
     }
 
     fn read_shared(&self, facts: &str) -> String {
@@ -98,7 +98,9 @@ mod tests {
             unit: "docker-ci.service".into(),
             handler: "restart docker-ci".into(),
         };
-        assert_eq!(w.probe(), Probe::Shared(w.daemon.facts()), "nothing of its own runs on the host");
+        assert_eq!(w.probe(), Probe::Shared(w.daemon.facts_with_live_restore()), "nothing of its own runs on the host");
+        assert!(w.daemon.facts_with_live_restore().script.contains("http://d/info"));
+        assert!(!w.daemon.facts().script.contains("/info"), "only where a restart is announced");
         let facts = "@answered\n/registry-cache true sha256:a running - x\n/runner-1-build true sha256:b running - \n/runner-2-build false sha256:b exited - \n@images\n/runner-3 true\n@info\nlive_restore=true\n";
         assert_eq!(w.read_shared(facts), "live_restore=true\nrunning=2\njobs=1\n");
         assert_eq!(w.read_shared("@images\n@info\n").trim(), "daemon=down", "no daemon answered");
