@@ -541,3 +541,69 @@ fn probe_parts_run_at_once_and_their_output_comes_in_order() {
     assert_eq!(bodies[1], ("r1".to_string(), 0, "second".to_string()), "{bodies:?}");
     assert!(framed.done);
 }
+
+/// A resource whose state is read from a shared fact here (see `Probe::Shared`).
+#[derive(Debug)]
+struct FromShared;
+
+impl Resource for FromShared {
+    fn id(&self) -> String {
+        "from shared".into()
+    }
+    fn shared_facts(&self) -> Vec<super::SharedFact> {
+        vec![super::SharedFact { var: "PF_test".into(), script: "echo one; echo two".into(), depth: 0 }]
+    }
+    fn probe(&self) -> Probe {
+        Probe::Shared(self.shared_facts().remove(0))
+    }
+    fn read_shared(&self, fact: &str) -> String {
+        format!("lines={}", fact.lines().count())
+    }
+    fn plan(&self, state: &str) -> Result<Option<Change>, String> {
+        if state == "lines=2" { Ok(None) } else { Err(format!("read `{state}`")) }
+    }
+}
+
+#[test]
+fn batched_facts_reach_each_step_as_the_state_its_plan_reads() {
+    use crate::resources::directory::Directory;
+    use crate::resources::file::File;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(format!("{d}/same"), "a\n").unwrap();
+    std::fs::write(format!("{d}/other"), "old\n").unwrap();
+    let out = |cmd: &str| String::from_utf8(std::process::Command::new("id").arg(cmd).output().unwrap().stdout).unwrap().trim().to_string();
+    let (user, group) = (out("-un"), out("-gn"));
+    let file = |name: &str, content: &str| Step::new(File::new(&format!("{d}/{name}"), content).owner(&user, &group));
+    let desired = Desired {
+        steps: vec![
+            file("same", "a\n"),
+            Step::new(ProbeSh("")),
+            file("other", "new\n"),
+            Step::new(FromShared),
+            Step::new(Directory { owner: user.clone(), group: group.clone(), ..Directory::new(&format!("{d}/sub")) }),
+            Step::new(ProbeSh("echo ok")),
+        ],
+        ..Desired::default()
+    };
+    let nonce = "0123456789abcdef";
+    let script = super::probe::script(&desired, nonce);
+    assert_eq!(script.matches("stat -c '%F").count(), 1, "one stat for every path: {script}");
+    let output = std::process::Command::new("/bin/sh").arg("-c").arg(&script).output().unwrap();
+    let mut framed = super::sections::parse(&String::from_utf8_lossy(&output.stdout), nonce).unwrap();
+    super::gather::expand(&desired, &mut framed);
+    let facts = super::probe::read_facts(&desired, &framed).unwrap();
+    let what: Vec<String> = facts
+        .findings
+        .iter()
+        .map(|f| match f {
+            super::probe::Finding::Ok => "ok".to_string(),
+            super::probe::Finding::Change(c) => c.what.join(","),
+            super::probe::Finding::Failed(e) => format!("failed: {e}"),
+        })
+        .collect();
+    assert_eq!(what, ["ok", "ok", "content", "ok", "created", "ok"]);
+    let super::probe::Finding::Change(c) = &facts.findings[2] else { unreachable!() };
+    let Some(super::Diff::Text(diff)) = &c.diff else { panic!("{:?}", c.diff) };
+    assert!(diff.contains("-old\n+new\n"), "the old content came back for the diff: {diff}");
+}

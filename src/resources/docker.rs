@@ -720,6 +720,11 @@ mod tests {
         assert_eq!(judge("/dind true sha256:2 restarting 7 abc\n"), "health=failed\nwhy=the container is restarting, restarted 7 times\n");
         assert_eq!(judge("/dind true sha256:2 restarting - \n"), "health=failed\nwhy=the container is restarting\n");
         assert_eq!(judge("/other true sha256:2 running 0 abc\n@images\n/dind x\n"), "health=failed\nwhy=no such container\n");
+        assert_eq!(judge("@no-docker-cli\n"), "health=failed\nwhy=the docker command is missing\n");
+        assert_eq!(
+            judge("/dind' x\n/dind true sha256:2 exited 3 abc\n"),
+            "health=failed\nwhy=the container is exited, restarted 3 times\n"
+        );
         let h = Container::new("dind", "docker:dind").health().unwrap();
         assert!(h.in_probe && h.evidence.as_deref().unwrap().starts_with("docker logs --tail 60 -- dind 2>&1 | grep -v"), "{h:?}");
         let frames = "panic: unable to configure proxy: dial tcp 127.0.0.1:9: connection refused\n\ngoroutine 1 [running]:\n\
