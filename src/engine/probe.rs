@@ -62,7 +62,9 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
             let id = SectionId::Health(i);
             match &h.request {
                 Some(req) => {
-                    parts.push((id.clone(), format!("{}\n{}", health::take_request_sh(&id), h.probe_script()), Needs::Requests));
+                    // Started after the requests' outcomes, and after the facts if it reads them.
+                    let needs = if reads_facts == Needs::Facts { Needs::Facts } else { Needs::Requests };
+                    parts.push((id.clone(), format!("{}\n{}", health::take_request_sh(&id), h.probe_script()), needs));
                     requests.push((id, req.clone()));
                 }
                 None => parts.push((id, h.probe_script(), reads_facts)),
@@ -121,7 +123,8 @@ enum Needs {
     Nothing,
     /// The shared facts (it reads their variables).
     Facts,
-    /// The batched requests' outcomes (see [`health::Request`]).
+    /// The batched requests' outcomes (see [`health::Request`]); the facts stage comes after
+    /// them, so a part reading both waits for the facts.
     Requests,
 }
 
