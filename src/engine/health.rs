@@ -146,8 +146,8 @@ impl Request {
 
 /// sh sending every `(id, request)` with one curl, in parallel, into the file `out` (a sh
 /// word); after it, [`take_request_sh`] gives each check its outcome. Without curl (or with one
-/// too old for `--parallel` or `%{exitcode}`) the file holds nothing usable and each check
-/// sends its own.
+/// too old for `--parallel`) the file holds nothing usable and each check sends its own; a curl
+/// of 7.66 to 7.74 runs the batch but has no `%{exitcode}`, so its checks send theirs again.
 pub fn batch_requests_sh(requests: &[(SectionId, &Request)], out: &str) -> String {
     let mut curl = Cmd::new("curl").args(["-Z", "--no-progress-meter"]);
     for (k, (id, req)) in requests.iter().enumerate() {
@@ -156,7 +156,7 @@ pub fn batch_requests_sh(requests: &[(SectionId, &Request)], out: &str) -> Strin
         }
         curl = req.curl_args(curl).arg("-w").arg(format!(" {id}:%{{exitcode}}:%{{http_code}}")).arg(&req.url);
     }
-    format!("( command -v curl >/dev/null 2>&1 && {curl} ) > {out} 2>/dev/null &")
+    format!("( command -v curl >/dev/null 2>&1 && {curl} ) > {out} 2>/dev/null")
 }
 
 /// sh reading the batched requests' outcomes from the file `file` (a sh word).

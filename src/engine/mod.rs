@@ -83,7 +83,9 @@ pub trait Resource: Send + Sync + std::fmt::Debug {
     fn plan(&self, state: &str) -> Result<Option<Change>, String>;
 
     /// Facts several resources read (e.g. every container of a docker daemon): gathered once
-    /// per run, before any probe, into the shell variable named by [`SharedFact::var`].
+    /// per run into the shell variable named by [`SharedFact::var`], alongside the probe parts
+    /// that do not read it; the parts of a resource that declares it (its probe, its health
+    /// check) start once it is in.
     fn shared_facts(&self) -> Vec<SharedFact> {
         Vec::new()
     }
@@ -101,7 +103,8 @@ pub trait Resource: Send + Sync + std::fmt::Debug {
     }
 
     /// POSIX sh telling whether the resource's service works (see [`health`]): run in the probe
-    /// (after the shared facts) and in the verify after an apply that changed something.
+    /// (after the shared facts the resource declares, and its request's outcome) and in the
+    /// verify after an apply that changed something.
     fn health(&self) -> Option<health::Health> {
         None
     }
@@ -155,7 +158,8 @@ pub trait Deferred: Send + Sync {
     /// Absolute path of the (small) file the probe reads.
     fn reads(&self) -> String;
     /// Starts what `resolve` will need that does not depend on the file (e.g. an HTTP client),
-    /// so that it is ready by the time the probe returns. Called before the probe.
+    /// so that it is ready by the time the probe returns. Called before the probe (`resolve`
+    /// must not rely on it).
     fn prepare(&self) {}
     /// The resource to plan, from the file's current content (`None`: no such file), and
     /// notes for the report. In check mode it must change nothing anywhere.

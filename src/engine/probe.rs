@@ -62,8 +62,7 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
             let id = SectionId::Health(i);
             match &h.request {
                 Some(req) => {
-                    // Started after the requests' outcomes, and after the facts if it reads them.
-                    let needs = if reads_facts == Needs::Facts { Needs::Facts } else { Needs::Requests };
+                    let needs = if reads_facts == Needs::Facts { Needs::FactsAndRequests } else { Needs::Requests };
                     parts.push((id.clone(), format!("{}\n{}", health::take_request_sh(&id), h.probe_script()), needs));
                     requests.push((id, req.clone()));
                 }
@@ -84,11 +83,6 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
             format!("\"$j{k}\"")
         })
         .collect();
-    if !requests.is_empty() {
-        let batched: Vec<(SectionId, &health::Request)> = requests.iter().map(|(id, r)| (id.clone(), r)).collect();
-        s.line(&health::batch_requests_sh(&batched, "\"$pd/requests\""));
-        s.line("jr=$!");
-    }
     let part =
         |s: &mut Script, k: usize, id: &SectionId, body: &str| sections::background_part(s, nonce, id, body, &format!("\"$pd/{k}\""));
     let start = |s: &mut Script, needs: Needs| {
@@ -96,17 +90,26 @@ pub fn script(desired: &Desired, nonce: &str) -> String {
             part(s, k, id, body);
         }
     };
-    start(&mut s, Needs::Nothing);
-    // The requests (one curl) usually finish first: their checks need not wait for the facts.
+    // The requests (one curl) in a job of their own that then starts their checks: neither
+    // waits for the facts, nor the facts' parts for them.
     if !requests.is_empty() {
-        s.line("wait \"$jr\"");
+        let batched: Vec<(SectionId, &health::Request)> = requests.iter().map(|(id, r)| (id.clone(), r)).collect();
+        s.line("{").line(&health::batch_requests_sh(&batched, "\"$pd/requests\""));
         s.line(&health::read_requests_sh("\"$pd/requests\""));
         start(&mut s, Needs::Requests);
+        s.line("wait\n} &").line("jr=$!");
     }
+    start(&mut s, Needs::Nothing);
     if !facts.is_empty() {
         s.line(&format!("wait {}", fact_jobs.join(" ")));
         for (k, f) in facts.iter().enumerate() {
             s.line(&format!("{}=$(cat \"$pd/v{k}\")", f.var));
+        }
+        // A check reading both the facts and its request's outcome (none today) waits for both.
+        if parts.iter().any(|p| p.2 == Needs::FactsAndRequests) {
+            s.line("wait \"$jr\"");
+            s.line(&health::read_requests_sh("\"$pd/requests\""));
+            start(&mut s, Needs::FactsAndRequests);
         }
         start(&mut s, Needs::Facts);
     }
@@ -123,9 +126,10 @@ enum Needs {
     Nothing,
     /// The shared facts (it reads their variables).
     Facts,
-    /// The batched requests' outcomes (see [`health::Request`]); the facts stage comes after
-    /// them, so a part reading both waits for the facts.
+    /// The batched requests' outcomes (see [`health::Request`]).
     Requests,
+    /// Both.
+    FactsAndRequests,
 }
 
 /// sh printing a small text file if it exists, with the shell's own `read` (no program starts).

@@ -26,7 +26,7 @@ pub struct Daemon {
 }
 
 /// The line the shared facts print instead of containers when the host has no `docker` command.
-const NO_CLI: &str = "@no-docker-cli";
+pub(crate) const NO_CLI: &str = "@no-docker-cli";
 
 /// The first line of a daemon's shared facts when its Engine API answered them (so a check of
 /// that engine needs no request of its own, see [`Daemon::answered_check`]).
@@ -109,7 +109,7 @@ impl Daemon {
         let api = match self.socket() {
             Some(sock) => {
                 let curl = Cmd::new("curl")
-                    .args(["-sf", "--max-time", "10", "--unix-socket", &sock, "-w", "\\n@sep\\n"])
+                    .args(["-sf", "--fail-early", "--max-time", "10", "--unix-socket", &sock, "-w", "\\n@sep\\n"])
                     .args(["http://d/containers/json?all=1", "http://d/images/json"])
                     .args((depth > 0).then_some("http://d/info"));
                 let awk = Cmd::new("awk").arg(API_AWK);

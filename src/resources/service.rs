@@ -17,7 +17,13 @@ fn systemctl(verb: &str, unit: &str) -> Cmd {
 /// Refuses a unit name that is empty, starts with `-`, or holds a `/` or a control character
 /// (it becomes a path under /etc/systemd/system and an argument of systemctl).
 pub fn check_unit_name(unit: &str) -> Result<(), String> {
-    let ok = !unit.is_empty() && !unit.starts_with('-') && !unit.contains('/') && !unit.chars().any(char::is_control);
+    // No glob characters and not all digits: systemctl would expand a pattern (reordering the
+    // blocks of the one `systemctl show` that reads every unit) and take digits for a job id.
+    let ok = !unit.is_empty()
+        && !unit.starts_with('-')
+        && !unit.contains('/')
+        && !unit.chars().any(|c| c.is_control() || matches!(c, '*' | '?' | '[' | ']' | ' '))
+        && !unit.bytes().all(|b| b.is_ascii_digit());
     if ok { Ok(()) } else { Err(format!("`{unit}` is not a valid systemd unit name")) }
 }
 
@@ -216,6 +222,16 @@ END {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_names_that_systemctl_would_expand_or_take_for_a_job_are_refused() {
+        for bad in ["docker*.service", "d?cker.service", "[d]ocker.service", "42", "-x.service", "a/b.service", "a b.service"] {
+            assert!(check_unit_name(bad).is_err(), "{bad}");
+            assert_eq!(Service::running(bad).probe(), Probe::Script(String::new()), "{bad} stays out of the batched systemctl");
+        }
+        assert_eq!(Service::running("docker-ci.service").probe(), Probe::Unit("docker-ci.service".into()));
+        assert!(check_unit_name("getty@tty1.service").is_ok());
+    }
 
     #[test]
     fn health_is_active_and_for_a_timer_a_next_elapse() {

@@ -33,6 +33,9 @@ impl Resource for Workload {
     }
 
     fn read_shared(&self, facts: &str) -> String {
+        if facts.lines().next() == Some(super::docker::NO_CLI) {
+            return "docker=missing\n".into();
+        }
         let Some(live_restore) = facts.lines().find_map(|l| l.strip_prefix("live_restore=")) else {
             return "daemon=down\n".into();
         };
@@ -59,6 +62,9 @@ impl Resource for Workload {
 
 /// The report's words for what a restart of `unit` affects.
 fn note(unit: &str, kv: &Kv) -> String {
+    if kv.get("docker") == Some("missing") {
+        return format!("restarts {unit}; the docker command is missing here, so what runs there was not counted");
+    }
     if kv.get("daemon") == Some("down") {
         return format!("{unit} is not running: no container to stop");
     }
@@ -104,6 +110,8 @@ mod tests {
         let facts = "@answered\n/registry-cache true sha256:a running - x\n/runner-1-build true sha256:b running - \n/runner-2-build false sha256:b exited - \n@images\n/runner-3 true\n@info\nlive_restore=true\n";
         assert_eq!(w.read_shared(facts), "live_restore=true\nrunning=2\njobs=1\n");
         assert_eq!(w.read_shared("@images\n@info\n").trim(), "daemon=down", "no daemon answered");
+        let n = note("docker-ci.service", &kv(&w.read_shared("@no-docker-cli\n")));
+        assert!(n.contains("docker command is missing"), "not taken for a daemon that is down: {n}");
         assert_eq!(w.announces(&w.read_shared(facts)).unwrap().0, "restart docker-ci");
         assert!(w.plan("running=1\njobs=0\n").unwrap().is_none(), "it never changes anything");
     }
