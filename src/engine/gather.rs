@@ -28,6 +28,8 @@ pub enum Probe {
     /// Read from a shared fact's output by [`super::Resource::read_shared`], on this machine:
     /// starts no program on the host.
     Shared(SharedFact),
+    /// Nothing to read (a check, which only has a health snippet): `plan` gets an empty state.
+    Nothing,
 }
 
 impl Probe {
@@ -72,9 +74,14 @@ pub enum Expect {
 /// Files larger than this are not sent back for diffing.
 pub const MAX_CONTENT_BYTES: u64 = 256 * 1024;
 
-/// The parts of the probe script that gather for several steps at once: their ids and bodies.
-pub fn batch_parts(desired: &Desired) -> Vec<(SectionId, String)> {
-    let probes: Vec<Probe> = desired.steps.iter().map(|s| s.resource.probe()).collect();
+/// Each step's probe, in order: computed once per run, for the script and for [`expand`].
+pub fn probes(desired: &Desired) -> Vec<Probe> {
+    desired.steps.iter().map(|s| s.resource.probe()).collect()
+}
+
+/// The parts of the probe script that gather for several steps at once (`probes`: each step's,
+/// see [`probes`]): their ids and bodies.
+pub fn batch_parts(probes: &[Probe]) -> Vec<(SectionId, String)> {
     let mut parts = Vec::new();
     let paths: Vec<&PathProbe> = probes.iter().filter_map(|p| if let Probe::Path(p) = p { Some(p) } else { None }).collect();
     if !paths.is_empty() {
@@ -84,7 +91,7 @@ pub fn batch_parts(desired: &Desired) -> Vec<(SectionId, String)> {
     if !units.is_empty() {
         parts.push((SectionId::Units, units_cmd(&units).render()));
     }
-    for (k, fact) in shared_read(&probes).iter().enumerate() {
+    for (k, fact) in shared_read(probes).iter().enumerate() {
         parts.push((SectionId::Fact(k), format!("printf '%s\\n' \"${}\"", fact.var)));
     }
     parts
@@ -221,28 +228,27 @@ impl<'a> PathFacts<'a> {
     }
 }
 
-/// Replaces the batch parts' sections in `framed` (the probe's output) with one `r<step>`
-/// section per step they gathered for (and gives an empty one to each step whose probe is
-/// empty, which had no part), so that the rest of the engine reads every step's state the
+/// Replaces the batch parts' sections in `framed` (the output of the probe built from
+/// `probes`) with one `r<step>` section per step they gathered for (and an empty one for each
+/// step with nothing to read), so that the rest of the engine reads every step's state the
 /// same way. A failed batch part fails each of its steps with its output.
-pub fn expand(desired: &Desired, framed: &mut Framed) {
-    let probes: Vec<Probe> = desired.steps.iter().map(|s| s.resource.probe()).collect();
+pub fn expand(desired: &Desired, probes: &[Probe], framed: &mut Framed) {
     let take = |framed: &mut Framed, id: &SectionId| {
         let at = framed.sections.iter().position(|s| &s.id == id)?;
         Some(framed.sections.remove(at))
     };
     let paths = take(framed, &SectionId::Paths);
     let units = take(framed, &SectionId::Units);
-    let shared: Vec<Option<Section>> = (0..shared_read(&probes).len()).map(|k| take(framed, &SectionId::Fact(k))).collect();
+    let shared_facts = shared_read(probes);
+    let shared: Vec<Option<Section>> = (0..shared_facts.len()).map(|k| take(framed, &SectionId::Fact(k))).collect();
     let unit_count = probes.iter().filter(|p| matches!(p, Probe::Unit(_))).count();
     let unit_blocks = units.as_ref().map(|u| unit_blocks(u, unit_count));
     let path_facts = paths.as_ref().filter(|p| p.rc == 0).map(|p| PathFacts::parse(&p.body));
-    let shared_vars: Vec<String> = shared_read(&probes).iter().map(|f| f.var.clone()).collect();
     let mut unit_k = 0;
     for (i, probe) in probes.iter().enumerate() {
         let step = |rc: i32, body: String| Section { id: SectionId::Step(i), rc, body };
         let section = match probe {
-            Probe::Script(body) if body.trim().is_empty() => Some(step(0, String::new())),
+            Probe::Nothing => Some(step(0, String::new())),
             Probe::Script(_) => continue,
             Probe::Path(p) => match (&paths, &path_facts) {
                 (Some(_), Some(facts)) => Some(step(0, facts.state(p))),
@@ -257,7 +263,7 @@ pub fn expand(desired: &Desired, framed: &mut Framed) {
                 })
             }
             Probe::Shared(f) => {
-                let k = shared_vars.iter().position(|v| v == &f.var).unwrap_or(usize::MAX);
+                let k = shared_facts.iter().position(|g| g.var == f.var).unwrap_or(usize::MAX);
                 shared.get(k).and_then(Option::as_ref).map(|s| match s.rc {
                     0 => step(0, desired.steps[i].resource.read_shared(&s.body)),
                     rc => step(rc, s.body.clone()),

@@ -245,7 +245,7 @@ impl Resource for Check {
     }
 
     fn probe(&self) -> Probe {
-        Probe::Script(String::new())
+        Probe::Nothing
     }
 
     fn plan(&self, _: &str) -> Result<Option<Change>, String> {

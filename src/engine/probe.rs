@@ -35,25 +35,26 @@ pub const GENERATION_FILE: &str = "/var/lib/provision/generation";
 /// starting small programs one after the other and waiting for daemons. The shared facts (a
 /// daemon's containers, read from its API) start at the same time as the parts that do not read
 /// them; the parts that do start once they are in.
-pub fn script(desired: &Desired, nonce: &str) -> String {
+///
+/// `probes` are the steps' probes ([`gather::probes`]); [`gather::expand`] reads the output
+/// with the same ones.
+pub fn script(desired: &Desired, probes: &[Probe], nonce: &str) -> String {
     let mut s = prelude();
     let facts = super::SharedFact::gathered(desired.steps.iter().flat_map(|st| st.resource.shared_facts()));
     // Each part with what it waits for.
     let mut requests: Vec<(SectionId, health::Request)> = Vec::new();
-    let mut parts: Vec<(SectionId, String, Needs)> = gather::batch_parts(desired)
+    let mut parts: Vec<(SectionId, String, Needs)> = gather::batch_parts(probes)
         .into_iter()
         .map(|(id, body)| {
             let needs = if matches!(id, SectionId::Fact(_)) { Needs::Facts } else { Needs::Nothing };
             (id, body, needs)
         })
         .collect();
-    for (i, step) in desired.steps.iter().enumerate() {
+    for (i, (step, probe)) in desired.steps.iter().zip(probes).enumerate() {
         let reads_facts = if step.resource.shared_facts().is_empty() { Needs::Nothing } else { Needs::Facts };
-        // An empty probe (a check's) needs no part: `gather::expand` gives it its section.
-        if let Probe::Script(body) = step.resource.probe()
-            && !body.trim().is_empty()
-        {
-            parts.push((SectionId::Step(i), body, reads_facts));
+        // Only a step's own sh has a part; `gather::expand` gives the others their section.
+        if let Probe::Script(body) = probe {
+            parts.push((SectionId::Step(i), body.clone(), reads_facts));
         }
         if let Some(d) = &step.deferred {
             parts.push((SectionId::Read(i), read_file_script(&d.reads()).into_string(), Needs::Nothing));

@@ -115,17 +115,20 @@ pub async fn converge<R: Remote>(remote: &R, host: &str, desired: &mut Desired, 
     after_probe(remote, host, desired, framed, opts, ctx).await
 }
 
-/// The fact-gathering script of one run and its nonce.
+/// The fact-gathering script of one run, its nonce and the probes it was built from.
 struct ProbeScript {
     nonce: String,
     script: String,
+    /// Each step's probe, as the script was built from them.
+    probes: Vec<super::gather::Probe>,
 }
 
 impl ProbeScript {
     fn new(desired: &Desired) -> Self {
         let nonce = sections::nonce();
-        let script = probe::script(desired, &nonce);
-        ProbeScript { nonce, script }
+        let probes = super::gather::probes(desired);
+        let script = probe::script(desired, &probes, &nonce);
+        ProbeScript { nonce, script, probes }
     }
 
     async fn run<R: Remote>(&self, remote: &R, host: &str, ctx: &Context) -> Result<Output, HostError> {
@@ -140,7 +143,7 @@ impl ProbeScript {
     /// The probe's output with a section per step (see [`super::gather::expand`]).
     fn framed(&self, out: Result<Output, HostError>, desired: &Desired) -> Result<Framed, HostError> {
         let mut framed = framed_output(&out?, &self.nonce)?;
-        super::gather::expand(desired, &mut framed);
+        super::gather::expand(desired, &self.probes, &mut framed);
         Ok(framed)
     }
 }

@@ -533,7 +533,7 @@ fn probe_parts_run_at_once_and_their_output_comes_in_order() {
     let touch: &'static str = Box::leak(format!("touch {flag}; echo second").into_boxed_str());
     let d = Desired { steps: vec![Step::new(ProbeSh(wait)), Step::new(ProbeSh(touch))], ..Desired::default() };
     let nonce = "0123456789abcdef";
-    let script = super::probe::script(&d, nonce);
+    let script = super::probe::script(&d, &super::gather::probes(&d), nonce);
     let out = std::process::Command::new("/bin/sh").arg("-c").arg(&script).output().unwrap();
     let framed = super::sections::parse(&String::from_utf8_lossy(&out.stdout), nonce).unwrap();
     let bodies: Vec<(String, i32, String)> = framed.sections.iter().map(|s| (s.id.to_string(), s.rc, s.body.trim().to_string())).collect();
@@ -587,11 +587,12 @@ fn batched_facts_reach_each_step_as_the_state_its_plan_reads() {
         ..Desired::default()
     };
     let nonce = "0123456789abcdef";
-    let script = super::probe::script(&desired, nonce);
+    let probes = super::gather::probes(&desired);
+    let script = super::probe::script(&desired, &probes, nonce);
     assert_eq!(script.matches("stat -c '%F").count(), 1, "one stat for every path: {script}");
     let output = std::process::Command::new("/bin/sh").arg("-c").arg(&script).output().unwrap();
     let mut framed = super::sections::parse(&String::from_utf8_lossy(&output.stdout), nonce).unwrap();
-    super::gather::expand(&desired, &mut framed);
+    super::gather::expand(&desired, &probes, &mut framed);
     let facts = super::probe::read_facts(&desired, &framed).unwrap();
     let what: Vec<String> = facts
         .findings

@@ -140,7 +140,7 @@ impl Resource for Service {
         // by `plan` and never reaches it.
         match check_unit_name(&self.unit) {
             Ok(()) => Probe::Unit(self.unit.clone()),
-            Err(_) => Probe::Script(String::new()),
+            Err(_) => Probe::Nothing,
         }
     }
 
@@ -227,7 +227,7 @@ mod tests {
     fn unit_names_that_systemctl_would_expand_or_take_for_a_job_are_refused() {
         for bad in ["docker*.service", "d?cker.service", "[d]ocker.service", "42", "-x.service", "a/b.service", "a b.service"] {
             assert!(check_unit_name(bad).is_err(), "{bad}");
-            assert_eq!(Service::running(bad).probe(), Probe::Script(String::new()), "{bad} stays out of the batched systemctl");
+            assert_eq!(Service::running(bad).probe(), Probe::Nothing, "{bad} stays out of the batched systemctl");
         }
         assert_eq!(Service::running("docker-ci.service").probe(), Probe::Unit("docker-ci.service".into()));
         assert!(check_unit_name("getty@tty1.service").is_ok());
