@@ -26,7 +26,7 @@ pub struct Daemon {
 }
 
 /// The line the shared facts print instead of containers when the host has no `docker` command.
-pub(crate) const NO_CLI: &str = "@no-docker-cli";
+const NO_CLI: &str = "@no-docker-cli";
 
 /// The first line of a daemon's shared facts when its Engine API answered them (so a check of
 /// that engine needs no request of its own, see [`Daemon::answered_check`]).
@@ -148,35 +148,27 @@ impl Daemon {
     /// `container_image` and `spec`) and, when `image` is given, that image's id (`image=`, or
     /// `missing_image`). Read here rather than on the host: no program starts there for it.
     fn lookup(facts: &str, name: Option<&str>, image: Option<&str>, missing_image: &str) -> String {
+        let facts = DaemonFacts::parse(facts);
         let mut out = String::new();
-        let (mut container, mut image_id) = (None, None);
-        let (wanted_name, wanted_image) = (name.map(|n| format!("/{n}")), image.map(listed_name));
-        let mut images = false;
-        for line in facts.lines() {
-            match line {
-                NO_CLI => out.push_str("docker=missing\n"),
-                "@images" => images = true,
-                "@info" => break,
-                _ => {
-                    let f: Vec<&str> = line.split(' ').collect();
-                    if !images && wanted_name.as_deref() == f.first().copied() && f.len() >= 3 {
-                        container = Some((f[1], f[2], f.get(5).copied().unwrap_or("")));
-                    } else if images && wanted_image.as_deref() == f.first().copied() && f.len() >= 2 {
-                        image_id = Some(f[1]);
-                    }
-                }
-            }
+        if facts.no_cli {
+            out.push_str("docker=missing\n");
         }
-        if name.is_some() {
-            match container {
-                Some((run, cimg, spec)) => {
-                    out.push_str(&format!("container=present\nrunning={run}\ncontainer_image={cimg}\nspec={spec}\n"))
-                }
+        if let Some(name) = name {
+            let wanted = format!("/{name}");
+            match facts.containers.iter().rev().find(|c| c.name == wanted && c.image.is_some()) {
+                Some(c) => out.push_str(&format!(
+                    "container=present\nrunning={}\ncontainer_image={}\nspec={}\n",
+                    c.running,
+                    c.image.unwrap_or_default(),
+                    c.spec
+                )),
                 None => out.push_str("container=absent\n"),
             }
         }
-        if image.is_some() {
-            out.push_str(&format!("image={}\n", image_id.unwrap_or(missing_image)));
+        if let Some(image) = image {
+            let wanted = listed_name(image);
+            let id = facts.images.iter().rev().find(|(tag, _)| *tag == wanted).map_or(missing_image, |(_, id)| id);
+            out.push_str(&format!("image={id}\n"));
         }
         out
     }
@@ -197,6 +189,61 @@ impl Daemon {
 
     fn label(&self) -> String {
         self.host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default()
+    }
+}
+
+/// One container line of a daemon's shared facts.
+pub(crate) struct ContainerLine<'a> {
+    /// Its name, with the leading `/`.
+    pub name: &'a str,
+    /// `true` or `false`.
+    pub running: &'a str,
+    /// Its image's id, when the line has one.
+    pub image: Option<&'a str>,
+    /// Its spec label (empty when unlabelled).
+    pub spec: &'a str,
+}
+
+/// A daemon's shared facts (the output of [`Daemon::facts`]) as read here: the one reader of
+/// their lines for every resource that reads them.
+pub(crate) struct DaemonFacts<'a> {
+    /// The host has no `docker` command.
+    pub no_cli: bool,
+    /// Every container, in the order listed.
+    pub containers: Vec<ContainerLine<'a>>,
+    /// `(repo:tag, id)` of every tagged image.
+    pub images: Vec<(&'a str, &'a str)>,
+    /// The daemon's live-restore (`true`/`false`), when read ([`Daemon::facts_with_live_restore`]).
+    pub live_restore: Option<&'a str>,
+}
+
+impl<'a> DaemonFacts<'a> {
+    /// Parses the facts' lines (see [`Daemon::facts`]).
+    pub fn parse(facts: &'a str) -> Self {
+        let mut out = DaemonFacts { no_cli: false, containers: Vec::new(), images: Vec::new(), live_restore: None };
+        let mut block = 0;
+        for line in facts.lines() {
+            match line {
+                NO_CLI => out.no_cli = true,
+                "@images" => block = 1,
+                "@info" => block = 2,
+                _ => {
+                    let f: Vec<&str> = line.split(' ').collect();
+                    match block {
+                        0 if f.len() >= 2 && f[0].starts_with('/') => out.containers.push(ContainerLine {
+                            name: f[0],
+                            running: f[1],
+                            image: f.get(2).copied(),
+                            spec: f.get(5).copied().unwrap_or(""),
+                        }),
+                        1 if f.len() >= 2 => out.images.push((f[0], f[1])),
+                        2 => out.live_restore = line.strip_prefix("live_restore=").or(out.live_restore),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

@@ -2,7 +2,7 @@
 //! restart affects: how many containers run there, how many of them are CI jobs (`runner-*`),
 //! and whether live-restore keeps them through the restart. Changes nothing.
 
-use super::docker::Daemon;
+use super::docker::{Daemon, DaemonFacts};
 use crate::engine::{Change, Probe, Resource, SharedFact};
 use crate::sh::Kv;
 
@@ -33,20 +33,17 @@ impl Resource for Workload {
     }
 
     fn read_shared(&self, facts: &str) -> String {
-        if facts.lines().next() == Some(super::docker::NO_CLI) {
+        let facts = DaemonFacts::parse(facts);
+        if facts.no_cli {
             return "docker=missing\n".into();
         }
-        let Some(live_restore) = facts.lines().find_map(|l| l.strip_prefix("live_restore=")) else {
+        let Some(live_restore) = facts.live_restore else {
             return "daemon=down\n".into();
         };
-        let containers = facts.lines().take_while(|l| *l != "@images").filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() >= 2 && f[0].starts_with('/')).then(|| (f[0], f[1] == "true"))
-        });
         let (mut running, mut jobs) = (0, 0);
-        for (name, up) in containers {
-            running += u32::from(up);
-            jobs += u32::from(up && name.starts_with("/runner-"));
+        for c in facts.containers.iter().filter(|c| c.running == "true") {
+            running += 1;
+            jobs += u32::from(c.name.starts_with("/runner-"));
         }
         format!("live_restore={live_restore}\nrunning={running}\njobs={jobs}\n")
     }
